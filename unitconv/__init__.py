@@ -1,0 +1,33 @@
+"""unitconv: unit-aware convolutions for JAX.
+
+The convolutions of :mod:`jax.lax`, on saiunit / brainunit ``Quantity``
+arrays: units are stripped from the input and the kernel, jax.lax runs on the
+raw mantissas, and the product unit is put back (mV with nS gives pA).
+Incompatible units are rejected before anything is computed.
+"""
+
+from importlib.metadata import PackageNotFoundError, version
+
+from jax.lax import ConvDimensionNumbers, conv_dimension_numbers
+
+from unitconv._functional import (
+    conv,
+    conv_general_dilated,
+    conv_transpose,
+    conv_with_general_padding,
+)
+
+try:
+    __version__ = version("jax-unitconv")
+except PackageNotFoundError:  # pragma: no cover - running from a source tree
+    __version__ = "0.0.0+unknown"
+
+__all__ = (
+    "ConvDimensionNumbers",
+    "__version__",
+    "conv",
+    "conv_dimension_numbers",
+    "conv_general_dilated",
+    "conv_transpose",
+    "conv_with_general_padding",
+)

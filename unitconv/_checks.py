@@ -106,10 +106,7 @@ def positive_ints(fn: str, name: str, value: Any, n: int, *, allow_none: bool = 
         raise TypeError(msg)
     values = tuple(value)
     if len(values) != n:
-        msg = (
-            f"{fn}: `{name}` must have {n} entries (one per spatial dimension), "
-            f"got {values!r} with {len(values)}."
-        )
+        msg = f"{fn}: `{name}` must have {n} entries (one per spatial dimension), got {values!r} with {len(values)}."
         raise ValueError(msg)
     out = tuple(as_int(fn, f"{name}[{i}]", v) for i, v in enumerate(values))
     for i, v in enumerate(out):
@@ -165,10 +162,7 @@ def _check_spec_string(fn: str, i: int, spec: Any, chars: tuple[str, str], ndim:
         msg = f"{fn}: `{name}` must be a string such as 'NCHW', got {_describe(spec)}."
         raise TypeError(msg)
     if len(spec) != ndim:
-        msg = (
-            f"{fn}: `{name}` (={spec!r}) must have one character per operand dimension "
-            f"({ndim}), got {len(spec)}."
-        )
+        msg = f"{fn}: `{name}` (={spec!r}) must have one character per operand dimension ({ndim}), got {len(spec)}."
         raise ValueError(msg)
     for c in chars:
         if spec.count(c) != 1:

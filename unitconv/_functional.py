@@ -41,7 +41,10 @@ def _forward(
     result = _units.product_unit(fn, lhs_unit, rhs_unit, out_unit)
     lhs_shape, rhs_shape = tuple(lhs_m.shape), tuple(rhs_m.shape)
     n = _checks.check_ranks(fn, lhs_shape, rhs_shape)
+    _checks.same_dtype(fn, lhs_m, rhs_m)
+    _checks.out_sharding(fn, out_sharding)
     dn = _checks.dimension_numbers(fn, lhs_shape, rhs_shape, dimension_numbers)
+    _checks.check_kernel_spatial(fn, rhs_shape, dn)
     strides = _checks.positive_ints(fn, "window_strides", window_strides, n, allow_none=False)
     lhs_dil = _checks.positive_ints(fn, "lhs_dilation", lhs_dilation, n)
     rhs_dil = _checks.positive_ints(fn, "rhs_dilation", rhs_dilation, n)
@@ -390,6 +393,7 @@ def conv_transpose(
     result = _units.product_unit(fn, lhs_unit, rhs_unit, out_unit)
     lhs_shape, rhs_shape = tuple(lhs_m.shape), tuple(rhs_m.shape)
     n = _checks.check_ranks(fn, lhs_shape, rhs_shape)
+    _checks.same_dtype(fn, lhs_m, rhs_m)
     if dimension_numbers is None and len(lhs_shape) not in _transpose.DEFAULT_DIMENSION_NUMBERS:
         msg = (
             f"{fn}: there is no default `dimension_numbers` for operands of rank {len(lhs_shape)} "
@@ -399,6 +403,7 @@ def conv_transpose(
     dn = _checks.dimension_numbers(
         fn, lhs_shape, rhs_shape, dimension_numbers, default=_transpose.DEFAULT_DIMENSION_NUMBERS.get(len(lhs_shape))
     )
+    _checks.check_kernel_spatial(fn, rhs_shape, dn)
     strides_ = _checks.positive_ints(fn, "strides", strides, n, allow_none=False)
     rhs_dil = _checks.positive_ints(fn, "rhs_dilation", rhs_dilation, n)
     pads = _transpose_padding(fn, padding, n)

@@ -139,6 +139,12 @@ def conv_general_dilated(
     saiunit.DimensionMismatchError
         If ``out_unit`` has the wrong dimension.
 
+    Notes
+    -----
+    Zero-size operands are valid and give exactly jax.lax's result: an empty
+    array, or zeros where a sum over an empty axis is taken. NaN and Inf
+    propagate as in jax.lax; they never raise.
+
     Examples
     --------
     >>> import jax.numpy as jnp
@@ -373,6 +379,12 @@ def conv_transpose(
     ------
     TypeError, ValueError, saiunit.DimensionMismatchError
         As for :func:`conv_general_dilated`, before anything is computed.
+
+    Notes
+    -----
+    Zero-size operands are valid and give exactly jax.lax's result: an empty
+    array, or zeros where a sum over an empty axis is taken. NaN and Inf
+    propagate as in jax.lax; they never raise.
 
     Examples
     --------

@@ -262,6 +262,35 @@ def test_zero_output_padding_and_default_output_shape_are_plain_lax(padding):
         np.testing.assert_array_equal(np.asarray(call_both(lhs, rhs, (3,), padding, **extra)), expected)
 
 
+@pytest.mark.parametrize("transpose_kernel", [False, True])
+@pytest.mark.parametrize(
+    ("padding", "consistent"),
+    [("SAME", False), ("VALID", True), ([(2, 1), (0, 3)], False), ([(1, 0), (2, 1)], True)],
+)
+def test_plain_call_keeps_lax_jaxpr_and_bits(padding, consistent, transpose_kernel):
+    """Without the new keywords, the computation is jax.lax.conv_transpose's, op for op."""
+    rng = np.random.default_rng(2)
+    lhs = randn(rng, (2, 4, 5, 3))
+    rhs = randn(rng, (3, 2, 2, 3) if transpose_kernel else (3, 2, 3, 2))
+    args = ((2, 3), padding, (1, 2), None, transpose_kernel)
+    kwargs = {"use_consistent_padding": consistent}
+    ours = jax.make_jaxpr(lambda a, b: unitconv.conv_transpose(a, b, *args, **kwargs))(lhs * u.mV, rhs * u.nS)
+    theirs = jax.make_jaxpr(lambda a, b: lax.conv_transpose(a, b, *args, **kwargs))(lhs, rhs)
+    assert str(ours) == str(theirs)
+    out = unitconv.conv_transpose(lhs * u.mV, rhs * u.nS, *args, feature_group_count=1, **kwargs)
+    np.testing.assert_array_equal(np.asarray(out.mantissa), np.asarray(lax.conv_transpose(lhs, rhs, *args, **kwargs)))
+
+
+def test_plan_is_hashable_and_shared_by_the_shape_helper():
+    from unitconv import _transpose
+
+    args = ((1, 4, 2), (3, 2, 6), (2,), "SAME", None, None, False, False, 1, None, 1)
+    plan = _transpose.plan_transpose("conv_transpose", *args)
+    assert hash(plan) == hash(_transpose.plan_transpose("conv_transpose", *args))
+    assert plan.out_shape == unitconv.conv_transpose_shape((1, 4, 2), (3, 2, 6), (2,), "SAME", output_padding=1)
+    assert plan.out_shape == (1, 9, 6)
+
+
 # --- feature groups -------------------------------------------------------------------------
 
 

@@ -743,3 +743,24 @@ def test_out_unit_with_new_keywords():
     np.testing.assert_allclose(np.asarray(in_na.mantissa), 1e-3 * np.asarray(plain.mantissa), rtol=1e-6)
     with pytest.raises(u.DimensionMismatchError, match=r"conv_transpose: `out_unit` \(=s\)"):
         unitconv.conv_transpose(lhs * u.mV, rhs * u.nS, (2,), "CIRCULAR", out_unit=u.second)
+
+
+# --- the docs page ---------------------------------------------------------------------------------
+
+
+def test_padding_page_examples_run():
+    """The ```pycon sessions of docs/padding.md run as doctests and print what the page shows."""
+    import doctest
+    import re
+    from pathlib import Path
+
+    text = (Path(__file__).resolve().parent.parent / "docs" / "padding.md").read_text(encoding="utf-8")
+    blocks = re.findall(r"^```pycon\n(.*?)^```$", text, re.S | re.M)
+    assert len(blocks) == 3
+    parser, runner = doctest.DocTestParser(), doctest.DocTestRunner(optionflags=doctest.ELLIPSIS)
+    namespace: dict = {}
+    for i, block in enumerate(blocks):
+        test = parser.get_doctest(block, namespace, f"padding.md[{i}]", "docs/padding.md", 0)
+        runner.run(test, clear_globs=False)
+        namespace = test.globs  # one namespace for the whole page (DocTest copies the dict it is given)
+    assert runner.summarize(verbose=False).failed == 0

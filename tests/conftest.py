@@ -1,10 +1,24 @@
-"""Shared pytest configuration for the unitconv test suite."""
+"""Shared test configuration.
 
-from __future__ import annotations
+Strict dtype promotion makes any accidental mixed-dtype arithmetic inside
+unitconv an error instead of a silent upcast.
+"""
 
 import os
 
+import jax
+import numpy as np
+import pytest
 from hypothesis import HealthCheck, settings
+
+jax.config.update("jax_numpy_dtype_promotion", "strict")
+
+
+@pytest.fixture
+def rng():
+    """A seeded NumPy generator, fresh for each test."""
+    return np.random.default_rng(0)
+
 
 # --- Hypothesis profiles (used by tests/test_fuzz.py) -------------------------
 # "ci" (the default) is small, derandomised and keeps no example database, so a

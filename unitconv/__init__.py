@@ -17,6 +17,17 @@ from unitconv._functional import (
     conv_with_general_padding,
 )
 
+
+def __getattr__(name: str):
+    # `unitconv.linen` needs flax (the optional `[flax]` extra): import it only when asked for.
+    if name == "linen":
+        import importlib
+
+        return importlib.import_module("unitconv.linen")
+    msg = f"module 'unitconv' has no attribute {name!r}"
+    raise AttributeError(msg)
+
+
 try:
     __version__ = version("jax-unitconv")
 except PackageNotFoundError:  # pragma: no cover - running from a source tree

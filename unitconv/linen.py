@@ -69,7 +69,6 @@ from flax import serialization
 from flax.linen import initializers
 from flax.linen.dtypes import promote_dtype
 from flax.linen.module import Module, compact
-from jax import lax
 
 from unitconv import _checks, _units
 from unitconv._functional import conv_general_dilated, conv_transpose
@@ -265,7 +264,7 @@ def _map_mantissa(x: Any, f: Callable[[Any], Any]) -> Any:
 # ---------------------------------------------------------------------------
 
 
-def _channels_last_dimension_numbers(ndim: int) -> lax.ConvDimensionNumbers:
+def _channels_last_dimension_numbers(ndim: int) -> _checks.ConvDimensionNumbers:
     """(N, *spatial, C) inputs and (*spatial, I, O) kernels, for any number of spatial dimensions."""
     lhs = (0, ndim - 1, *range(1, ndim - 1))
     rhs = (ndim - 1, ndim - 2, *range(ndim - 2))
@@ -604,11 +603,6 @@ class Conv(_UnitConvBase):
         if padding in _PREPAD_MODES:
             x = _prepad(x, padding, kernel_size, kernel_dilation)
             padding = "VALID"
-        elif isinstance(padding, str) and input_dilation != (1,) * n:
-            # jax.lax (and so flax) sizes a padding string on the undilated input.
-            spatial = tuple(x.shape[1:-1])
-            dilated = tuple(_checks.dilate(k, d) for k, d in zip(kernel_size, kernel_dilation, strict=True))
-            padding = tuple(lax.padtype_to_pads(spatial, dilated, strides, padding.upper()))
         in_features = x.shape[-1]
         if in_features % groups:
             msg = (

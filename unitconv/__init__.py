@@ -10,6 +10,7 @@ from importlib.metadata import PackageNotFoundError, version
 
 from jax.lax import ConvDimensionNumbers, conv_dimension_numbers
 
+from unitconv._cntk import ConvolutionTranspose
 from unitconv._functional import (
     conv,
     conv_general_dilated,
@@ -36,6 +37,7 @@ except PackageNotFoundError:  # pragma: no cover - running from a source tree
 
 __all__ = (
     "ConvDimensionNumbers",
+    "ConvolutionTranspose",
     "__version__",
     "conv",
     "conv_dimension_numbers",

@@ -564,12 +564,12 @@ class Conv(_UnitConvBase):
     >>> import jax, jax.numpy as jnp
     >>> import saiunit as u
     >>> from unitconv.linen import Conv
-    >>> layer = Conv(3, (3, 3), kernel_unit=u.nS, in_unit=u.mV, out_unit=u.nA)
+    >>> layer = Conv(4, (3, 3), kernel_unit=u.nS, in_unit=u.mV, out_unit=u.nA)
     >>> x = jnp.ones((2, 8, 8, 1)) * u.volt          # converted to mV
     >>> params = layer.init(jax.random.key(0), x)
     >>> y = layer.apply(params, x)
     >>> y.unit, y.shape
-    (Unit("nA"), (2, 8, 8, 3))
+    (Unit("nA"), (2, 8, 8, 4))
     """
 
     features: int

@@ -14,10 +14,14 @@ prints one JSON line per case and exits with status 0 only if all passed.
 
 from __future__ import annotations
 
+import contextlib
+import io
 import json
+import runpy
 import sys
 import traceback
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 import jax
@@ -373,6 +377,17 @@ def _() -> None:
     kernel = got_params["params"]["kernel"]
     assert isinstance(kernel, u.Quantity)
     assert kernel.unit == u.nS
+
+
+@case("example/sharded_training.py")
+def _() -> None:
+    """examples/sharded_training.py trains across the 8-device mesh and its loss falls."""
+    path = Path(__file__).resolve().parent.parent / "examples" / "sharded_training.py"
+    example = runpy.run_path(str(path))
+    with contextlib.redirect_stdout(io.StringIO()) as printed:
+        first, last = example["main"](steps=40)
+    assert last < first / 10, (first, last)
+    assert "8 x cpu" in printed.getvalue() or jax.default_backend() != "cpu"
 
 
 def main() -> int:

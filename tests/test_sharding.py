@@ -43,6 +43,7 @@ EXPECTED_CASES = (
     "out_sharding/required-for-sharded-kernel",
     "explicit-data-parallel/conv_transpose",
     "data-parallel/training-step-linen.ConvTranspose",
+    "example/sharded_training.py",
 )
 
 

@@ -17,6 +17,7 @@ from __future__ import annotations
 import contextlib
 import io
 import json
+import re
 import runpy
 import sys
 import traceback
@@ -388,6 +389,20 @@ def _() -> None:
         first, last = example["main"](steps=40)
     assert last < first / 10, (first, last)
     assert "8 x cpu" in printed.getvalue() or jax.default_backend() != "cpu"
+
+
+@case("docs/scaling.md")
+def _() -> None:
+    """The single-host examples of docs/scaling.md run and print what their comments say."""
+    page = (Path(__file__).resolve().parent.parent / "docs" / "scaling.md").read_text(encoding="utf-8")
+    blocks = [b for b in re.findall(r"^```python\n(.*?)^```$", page, re.S | re.M) if "jax.distributed" not in b]
+    assert len(blocks) == 3, len(blocks)
+    namespace: dict[str, Any] = {"__name__": "docs_scaling"}
+    for block in blocks:
+        shown = [line.split("# ", 1)[1].strip() for line in block.splitlines() if line.startswith("print(")]
+        with contextlib.redirect_stdout(io.StringIO()) as printed:
+            exec(compile(block, "docs/scaling.md", "exec"), namespace)
+        assert printed.getvalue().splitlines() == shown, (printed.getvalue(), shown)
 
 
 def main() -> int:

@@ -10,13 +10,17 @@ from __future__ import annotations
 
 import json
 import os
+import re
+import socket
 import subprocess
 import sys
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 SCRIPT = Path(__file__).with_name("sharding_cases.py")
+DOCS_PAGE = Path(__file__).resolve().parent.parent / "docs" / "scaling.md"
 
 #: Every layout the subprocess must run: (mesh layout)/(function or layer).
 EXPECTED_CASES = (
@@ -44,6 +48,7 @@ EXPECTED_CASES = (
     "explicit-data-parallel/conv_transpose",
     "data-parallel/training-step-linen.ConvTranspose",
     "example/sharded_training.py",
+    "docs/scaling.md",
 )
 
 
@@ -76,3 +81,57 @@ def test_sharding_case(sharding_run: tuple[int, dict[str, dict], str], name: str
     assert name in records, stderr[-2000:]
     record = records[name]
     assert record["ok"], record.get("error")
+
+
+# --- the multi-host program of docs/scaling.md, on two CPU processes -------------------------
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def _start(program: Path, n_processes: int, process_id: int, port: int, devices: int) -> subprocess.Popen:
+    env = dict(os.environ)
+    env.update(
+        XLA_FLAGS=f"--xla_force_host_platform_device_count={devices}",
+        JAX_PLATFORMS="cpu",
+        COORDINATOR=f"127.0.0.1:{port}",
+        NUM_PROCESSES=str(n_processes),
+        PROCESS_ID=str(process_id),
+    )
+    return subprocess.Popen(
+        [sys.executable, str(program)], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env
+    )
+
+
+def _losses(stdout: str) -> np.ndarray:
+    line = next(line for line in stdout.splitlines() if line.startswith("losses (pA^2):"))
+    return np.array([float(v) for v in line.split(":", 1)[1].split()])
+
+
+def test_multihost_program_from_docs(tmp_path: Path) -> None:
+    """Two processes x 4 devices (jax.distributed over localhost) give one process x 8 devices' losses."""
+    page = DOCS_PAGE.read_text(encoding="utf-8")
+    (program,) = [b for b in re.findall(r"^```python\n(.*?)^```$", page, re.S | re.M) if "jax.distributed" in b]
+    path = tmp_path / "train_multihost.py"
+    path.write_text(program, encoding="utf-8")
+    port2, port1 = _free_port(), _free_port()
+    procs = [_start(path, 2, i, port2, 4) for i in range(2)] + [_start(path, 1, 0, port1, 8)]
+    outs = []
+    try:
+        for proc in procs:
+            out, err = proc.communicate(timeout=300)
+            outs.append(out)
+            assert proc.returncode == 0, err[-3000:]
+    finally:
+        for proc in procs:
+            if proc.poll() is None:
+                proc.kill()
+    two_hosts, second_host, one_host = outs
+    assert "hosts 2, devices 8, batch (32, 32, 1) in mV" in two_hosts
+    assert "hosts 1, devices 8, batch (32, 32, 1) in mV" in one_host
+    assert "losses" not in second_host  # only process 0 prints
+    losses2, losses1 = _losses(two_hosts), _losses(one_host)
+    assert losses2.shape == (30,)
+    np.testing.assert_allclose(losses2, losses1, rtol=1e-5)
+    assert losses2[-1] < losses2[0] / 2

@@ -759,3 +759,35 @@ def test_nan_and_inf_propagate(name: str, where: str, bad: float) -> None:
     assert got.unit == u.pA
     np.testing.assert_array_equal(np.asarray(got.mantissa), want)  # NaN positions must match too
     assert not np.isfinite(want).all()
+
+
+@pytest.mark.parametrize("bad", [np.nan, np.inf], ids=["nan", "inf"])
+@pytest.mark.parametrize("kind", ["Conv", "ConvTranspose"])
+def test_nan_and_inf_propagate_through_linen_layers(kind: str, bad: float) -> None:
+    import flax.linen as fnn
+
+    x = np.ones((1, 5, 2), np.float32)
+    x[0, 2, 1] = bad
+    x = jnp.asarray(x)
+    params = {"params": {"kernel": arr(3, 2, 3), "bias": arr(3)}}
+    want = np.asarray(getattr(fnn, kind)(3, (3,)).apply(params, x))
+    got = getattr(ulinen(), kind)(3, (3,)).apply(params, x)  # dimensionless: plain arrays, flax's output
+    np.testing.assert_array_equal(np.asarray(got), want)
+    assert not np.isfinite(want).all()
+
+
+@pytest.mark.parametrize("bad", [np.nan, -np.inf], ids=["nan", "-inf"])
+def test_nan_and_inf_propagate_through_convolution_transpose(bad: float) -> None:
+    x = np.ones((1, 2, 5), np.float32)
+    x[0, 1, 3] = bad
+    w = np.ones((2, 3, 3), np.float32)
+    layer = ConvolutionTranspose((3,), 3, pad=True, strides=2, init=w * u.nS).build(KEY, jnp.asarray(x) * u.mV)
+    got = layer(jnp.asarray(x) * u.mV)
+    want = np.asarray(
+        lax.conv_transpose(
+            jnp.asarray(x), jnp.asarray(w), (2,), "SAME", dimension_numbers=("NCH", "OIH", "NCH"), transpose_kernel=True
+        )
+    )
+    assert got.unit == u.pA
+    np.testing.assert_array_equal(np.asarray(got.mantissa), want)
+    assert not np.isfinite(want).all()

@@ -405,7 +405,8 @@ def conv_transpose(
     Notes
     -----
     Zero-size operands are valid and give exactly jax.lax's result: an empty
-    array, or zeros where a sum over an empty axis is taken. NaN and Inf
+    array, or zeros where a sum over an empty axis is taken (with
+    ``padding='CIRCULAR'``, spatial dimensions must be non-empty). NaN and Inf
     propagate as in jax.lax; they never raise.
 
     Examples

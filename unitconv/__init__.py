@@ -14,6 +14,7 @@ from unitconv._functional import (
     conv,
     conv_general_dilated,
     conv_transpose,
+    conv_transpose_shape,
     conv_with_general_padding,
 )
 
@@ -29,5 +30,6 @@ __all__ = (
     "conv_dimension_numbers",
     "conv_general_dilated",
     "conv_transpose",
+    "conv_transpose_shape",
     "conv_with_general_padding",
 )

@@ -76,6 +76,23 @@ def test_upsampling_field(tmp_path, capsys):
     assert result["error"].startswith("conv_transpose: `out_unit` (=hPa) has dimension")
 
 
+def test_train_convtranspose(tmp_path, capsys):
+    result = load("train_convtranspose.py")["main"](tmp_path)
+    capsys.readouterr()
+    assert_png(tmp_path / "train_convtranspose.png")
+    params = result["params"]["params"]
+    assert params["bias"].unit == u.kelvin
+    assert not isinstance(params["kernel"], u.Quantity)  # dimensionless kernel: a plain array, as in flax
+    assert params["kernel"].shape == (4, 4, 1, 1)
+    assert result["prediction"].unit == u.kelvin
+    assert result["prediction"].shape == (32, 32)
+    assert result["input"].shape == (16, 16)
+    losses = result["losses"]
+    assert np.all(np.isfinite(losses))
+    assert losses[-1] < 0.2 * losses[0]
+    assert losses[-1] < result["baseline"]  # better than repeating each coarse value
+
+
 def test_example_takes_out_dir_from_argument(tmp_path, monkeypatch, capsys):
     script = EXAMPLES / "synaptic_filtering.py"
     monkeypatch.setattr(sys, "argv", [str(script), "--out", str(tmp_path / "figs")])
@@ -91,7 +108,7 @@ def test_example_takes_out_dir_from_environment(tmp_path, monkeypatch, capsys):
     assert_png(tmp_path / "env" / "upsampling_field.png")
 
 
-@pytest.mark.parametrize("name", ["synaptic_filtering.py", "upsampling_field.py"])
+@pytest.mark.parametrize("name", ["synaptic_filtering.py", "upsampling_field.py", "train_convtranspose.py"])
 def test_example_has_a_docstring_and_main(name):
     namespace = load(name)
     assert namespace["__doc__"].strip()

@@ -41,7 +41,7 @@ def simulate(seed: int = 0) -> dict:
     rate = 8 * u.Hz
     tau = 5 * u.ms
     n_steps = int(duration / dt)
-    t = jnp.arange(n_steps) * dt  # ms
+    t = jnp.arange(n_steps, dtype=jnp.float32) * dt  # ms
 
     # Poisson spike trains: 0 or 1 spike per bin, probability rate * dt (a plain number).
     p_spike = float(rate * dt)
@@ -49,7 +49,7 @@ def simulate(seed: int = 0) -> dict:
 
     # Exponential conductance kernels, one per input, with peaks between 0.5 and 1.5 nS.
     n_taps = int(8 * tau / dt)
-    t_kernel = jnp.arange(n_taps) * dt
+    t_kernel = jnp.arange(n_taps, dtype=jnp.float32) * dt
     peak = jnp.asarray(rng.uniform(0.5, 1.5, n_inputs), dtype=jnp.float32) * u.nS
     decay = jnp.exp(-t_kernel / tau)  # plain array: ms / ms
     kernel = decay[:, None] * peak[None, :]  # (taps, inputs), in nS

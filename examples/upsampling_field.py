@@ -37,7 +37,7 @@ FACTOR = 4
 
 def tent_kernel(factor: int) -> jnp.ndarray:
     """Bilinear upsampling kernel of size 2 * factor, as (H, W, I=1, O=1); a plain array."""
-    taps = 1.0 - jnp.abs(jnp.arange(2 * factor) - (factor - 0.5)) / factor
+    taps = 1.0 - jnp.abs(jnp.arange(2 * factor, dtype=jnp.float32) - (factor - 0.5)) / factor
     return jnp.outer(taps, taps)[:, :, None, None]
 
 

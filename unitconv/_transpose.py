@@ -188,7 +188,7 @@ def _output_padding(fn: str, value: Any, n: int) -> tuple[int, ...] | None:
     if value is None:
         return None
     _checks.reject_quantity(fn, "output_padding", value)
-    if isinstance(value, Sequence | np.ndarray) and not isinstance(value, str):
+    if isinstance(value, Sequence | np.ndarray) and not isinstance(value, str) and np.ndim(value) == 1:
         values = tuple(value)
         if len(values) != n:
             msg = (
@@ -197,8 +197,12 @@ def _output_padding(fn: str, value: Any, n: int) -> tuple[int, ...] | None:
             )
             raise ValueError(msg)
         out = tuple(_checks.as_int(fn, f"output_padding[{i}]", v) for i, v in enumerate(values))
-    elif isinstance(value, int | np.integer) and not isinstance(value, bool | np.bool_):
-        out = (int(value),) * n
+    elif (
+        isinstance(value, int | np.integer | np.ndarray)
+        and not isinstance(value, bool | np.bool_)
+        and np.ndim(value) == 0
+    ):
+        out = (_checks.as_int(fn, "output_padding", value),) * n
     else:
         msg = f"{fn}: `output_padding` must be None, an integer or a sequence of {n} integers, got {value!r}."
         raise TypeError(msg)

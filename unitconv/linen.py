@@ -69,7 +69,6 @@ from flax import serialization
 from flax.linen import initializers
 from flax.linen.dtypes import promote_dtype
 from flax.linen.module import Module, compact
-from jax import lax
 
 from unitconv import _checks, _units
 from unitconv._functional import conv_general_dilated, conv_transpose
@@ -265,7 +264,7 @@ def _map_mantissa(x: Any, f: Callable[[Any], Any]) -> Any:
 # ---------------------------------------------------------------------------
 
 
-def _channels_last_dimension_numbers(ndim: int) -> lax.ConvDimensionNumbers:
+def _channels_last_dimension_numbers(ndim: int) -> _checks.ConvDimensionNumbers:
     """(N, *spatial, C) inputs and (*spatial, I, O) kernels, for any number of spatial dimensions."""
     lhs = (0, ndim - 1, *range(1, ndim - 1))
     rhs = (ndim - 1, ndim - 2, *range(ndim - 2))
@@ -364,7 +363,9 @@ class ConvTranspose(_UnitConvBase):
     (in_features, features)``, or ``kernel_size + (features, in_features)``
     with ``transpose_kernel``; ``'bias'`` of shape ``(features,)``) and call
     semantics as flax's module, computed by :func:`unitconv.conv_transpose`.
-    See the module docstring for how units are stored and checked.
+    It also takes that function's ``output_padding``, ``output_shape`` and
+    ``feature_group_count``. See the module docstring for how units are
+    stored and checked.
 
     Attributes
     ----------
@@ -375,9 +376,11 @@ class ConvTranspose(_UnitConvBase):
     strides : int, sequence of int or None
         Upsampling factors (``None`` means 1).
     padding : str, int or sequence
-        ``'SAME'``, ``'VALID'``, an int (the same ``(p, p)`` everywhere), or one
-        int or ``(low, high)`` pair per spatial dimension; explicit pairs are
-        the padding of the stride-dilated input, as in jax.lax.conv_transpose.
+        ``'SAME'``, ``'VALID'``, ``'CIRCULAR'`` (periodic boundaries; the
+        output has ``input size * stride`` elements), an int (the same
+        ``(p, p)`` everywhere), or one int or ``(low, high)`` pair per spatial
+        dimension; explicit pairs are the padding of the stride-dilated
+        input, as in jax.lax.conv_transpose.
     kernel_dilation : int, sequence of int or None
         Kernel dilation (``None`` means 1).
     use_bias : bool
@@ -390,6 +393,18 @@ class ConvTranspose(_UnitConvBase):
         Flip the kernel's spatial axes and swap its input/output axes.
     preferred_element_type : dtype, optional
         Accumulation dtype, passed to the convolution.
+    output_padding : int or sequence of int, optional (keyword-only)
+        Extra output elements at the high end of each spatial dimension, as
+        in PyTorch; each must be in ``[0, max(stride, kernel_dilation))``.
+    output_shape : sequence of int, optional (keyword-only)
+        The spatial output shape wanted (resolves the stride ambiguity), as in
+        :func:`unitconv.conv_transpose`. At most one of this and
+        ``output_padding``.
+    feature_group_count : int, optional (keyword-only)
+        Grouped transposed convolution. The kernel is ``kernel_size +
+        (in_features // g, features)``, or with ``transpose_kernel``
+        ``kernel_size + (features // g, in_features)`` (the forward grouped
+        convolution's kernel).
     kernel_unit : saiunit.Unit, optional (keyword-only)
         Unit of the kernel; ``None`` means dimensionless (a plain array).
     in_unit : saiunit.Unit, optional (keyword-only)
@@ -438,6 +453,9 @@ class ConvTranspose(_UnitConvBase):
     promote_dtype: Callable[..., Any] = promote_dtype
     preferred_element_type: Any = None
     _: dataclasses.KW_ONLY
+    output_padding: int | Sequence[int] | None = None
+    output_shape: Sequence[int] | None = None
+    feature_group_count: int = 1
     kernel_unit: Unit | None = None
     in_unit: Unit | None = None
     out_unit: Unit | None = None
@@ -469,11 +487,17 @@ class ConvTranspose(_UnitConvBase):
         features = _positive_int(fn, "features", self.features)
         strides = _per_dim(fn, "strides", self.strides, n)
         kernel_dilation = _per_dim(fn, "kernel_dilation", self.kernel_dilation, n)
-        padding = _padding(fn, self.padding, n, ("SAME", "VALID"))
+        padding = _padding(fn, self.padding, n, ("SAME", "VALID", "CIRCULAR"))
         transpose_kernel = _checks.bool_flag(fn, "transpose_kernel", self.transpose_kernel)
+        groups = _positive_int(fn, "feature_group_count", self.feature_group_count)
         x, batch_shape, num_batch = self._flatten(fn, inputs, n)
         in_features = x.shape[-1]
-        io = (features, in_features) if transpose_kernel else (in_features, features)
+        for what, size in (("the input's feature size", in_features), ("`features`", features)):
+            if size % groups:
+                msg = f"{fn}: {what} (={size}) must be divisible by `feature_group_count` (={groups})."
+                raise ValueError(msg)
+        # With transpose_kernel the kernel is that of the forward grouped convolution being transposed.
+        io = (features // groups, in_features) if transpose_kernel else (in_features // groups, features)
         kernel, bias = self._params(fn, x, kernel_size + io, features)
         x, kernel, bias = self._promote(x, kernel, bias)
         y = conv_transpose(
@@ -486,6 +510,9 @@ class ConvTranspose(_UnitConvBase):
             transpose_kernel,
             self.precision,
             self.preferred_element_type,
+            output_padding=self.output_padding,
+            output_shape=self.output_shape,
+            feature_group_count=groups,
             out_unit=self.out_unit,
         )
         return self._finish(y, bias, batch_shape, num_batch)
@@ -604,11 +631,6 @@ class Conv(_UnitConvBase):
         if padding in _PREPAD_MODES:
             x = _prepad(x, padding, kernel_size, kernel_dilation)
             padding = "VALID"
-        elif isinstance(padding, str) and input_dilation != (1,) * n:
-            # jax.lax (and so flax) sizes a padding string on the undilated input.
-            spatial = tuple(x.shape[1:-1])
-            dilated = tuple(_checks.dilate(k, d) for k, d in zip(kernel_size, kernel_dilation, strict=True))
-            padding = tuple(lax.padtype_to_pads(spatial, dilated, strides, padding.upper()))
         in_features = x.shape[-1]
         if in_features % groups:
             msg = (

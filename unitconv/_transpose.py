@@ -188,7 +188,9 @@ def _output_padding(fn: str, value: Any, n: int) -> tuple[int, ...] | None:
     if value is None:
         return None
     _checks.reject_quantity(fn, "output_padding", value)
-    if isinstance(value, Sequence | np.ndarray) and not isinstance(value, str) and np.ndim(value) == 1:
+    if isinstance(value, np.ndarray) and value.ndim == 0:
+        return (_checks.as_int(fn, "output_padding", value),) * n
+    if isinstance(value, Sequence | np.ndarray) and not isinstance(value, str):
         values = tuple(value)
         if len(values) != n:
             msg = (
@@ -196,17 +198,11 @@ def _output_padding(fn: str, value: Any, n: int) -> tuple[int, ...] | None:
                 f"dimension), got {values!r} with {len(values)}."
             )
             raise ValueError(msg)
-        out = tuple(_checks.as_int(fn, f"output_padding[{i}]", v) for i, v in enumerate(values))
-    elif (
-        isinstance(value, int | np.integer | np.ndarray)
-        and not isinstance(value, bool | np.bool_)
-        and np.ndim(value) == 0
-    ):
-        out = (_checks.as_int(fn, "output_padding", value),) * n
-    else:
-        msg = f"{fn}: `output_padding` must be None, an integer or a sequence of {n} integers, got {value!r}."
-        raise TypeError(msg)
-    return out
+        return tuple(_checks.as_int(fn, f"output_padding[{i}]", v) for i, v in enumerate(values))
+    if isinstance(value, int | np.integer) and not isinstance(value, bool | np.bool_):
+        return (int(value),) * n
+    msg = f"{fn}: `output_padding` must be None, an integer or a sequence of {n} integers, got {value!r}."
+    raise TypeError(msg)
 
 
 def _output_shape(fn: str, value: Any, n: int) -> tuple[int, ...] | None:
@@ -214,7 +210,11 @@ def _output_shape(fn: str, value: Any, n: int) -> tuple[int, ...] | None:
     if value is None:
         return None
     _checks.reject_quantity(fn, "output_shape", value)
-    if isinstance(value, str) or not isinstance(value, Sequence | np.ndarray):
+    if (
+        isinstance(value, str)
+        or not isinstance(value, Sequence | np.ndarray)
+        or (isinstance(value, np.ndarray) and value.ndim != 1)
+    ):
         msg = (
             f"{fn}: `output_shape` must be None or a sequence of {n} integers (the spatial "
             f"output shape), got {value!r} ({type(value).__name__})."

@@ -271,7 +271,8 @@ class UnbuiltConvolutionTranspose:
             shape = tuple(x_m.shape)
             dtype = x_m.dtype if jnp.issubdtype(x_m.dtype, jnp.inexact) else jnp.result_type(float)
         _, depth, spatial = cfg.split_input(shape, "`x`")
-        w_key, b_key = jax.random.split(key)
+        uses_key = callable(self.init) or (cfg.bias and callable(self.init_bias))
+        w_key, b_key = jax.random.split(key) if uses_key else (key, key)
         w_shape = cfg.kernel_shape(depth)
         internal = cfg.internal_kernel_shape(depth)
         if self.init is glorot_uniform_default:
@@ -373,7 +374,7 @@ class ConvolutionTransposeLayer:
         )
         y = y.reshape(batch + cfg.num_filters + tuple(y.shape[2:]))
         if self.b is not None:
-            y = y + self.b
+            y = _units.add(fn, y, self.b)
         return cfg.activation(y)
 
 

@@ -347,10 +347,10 @@ class _UnitConvBase(Module):
         )
 
     @staticmethod
-    def _finish(y: Any, bias: Any, batch_shape: tuple[int, ...], num_batch: int) -> Any:
+    def _finish(fn: str, y: Any, bias: Any, batch_shape: tuple[int, ...], num_batch: int) -> Any:
         """Add the bias over the feature axis and restore the batch dimensions."""
         if bias is not None:
-            y = y + bias.reshape((1,) * (y.ndim - 1) + (-1,))
+            y = _units.add(fn, y, bias.reshape((1,) * (y.ndim - 1) + (-1,)))
         if num_batch != 1:
             y = y.reshape(batch_shape + tuple(y.shape[1:]))
         return y
@@ -515,7 +515,7 @@ class ConvTranspose(_UnitConvBase):
             feature_group_count=groups,
             out_unit=self.out_unit,
         )
-        return self._finish(y, bias, batch_shape, num_batch)
+        return self._finish(fn, y, bias, batch_shape, num_batch)
 
 
 class Conv(_UnitConvBase):
@@ -564,12 +564,12 @@ class Conv(_UnitConvBase):
     >>> import jax, jax.numpy as jnp
     >>> import saiunit as u
     >>> from unitconv.linen import Conv
-    >>> layer = Conv(3, (3, 3), kernel_unit=u.nS, in_unit=u.mV, out_unit=u.nA)
+    >>> layer = Conv(4, (3, 3), kernel_unit=u.nS, in_unit=u.mV, out_unit=u.nA)
     >>> x = jnp.ones((2, 8, 8, 1)) * u.volt          # converted to mV
     >>> params = layer.init(jax.random.key(0), x)
     >>> y = layer.apply(params, x)
     >>> y.unit, y.shape
-    (Unit("nA"), (2, 8, 8, 3))
+    (Unit("nA"), (2, 8, 8, 4))
     """
 
     features: int
@@ -654,7 +654,7 @@ class Conv(_UnitConvBase):
             self.preferred_element_type,
             out_unit=self.out_unit,
         )
-        return self._finish(y, bias, batch_shape, num_batch)
+        return self._finish(fn, y, bias, batch_shape, num_batch)
 
 
 def _prepad(x: Any, mode: str, kernel_size: tuple[int, ...], kernel_dilation: tuple[int, ...]) -> Any:

@@ -131,6 +131,20 @@ def test_default_initialisers_draw_flax_values(module):
     np.testing.assert_array_equal(ours["params"]["bias"].mantissa, theirs["params"]["bias"])
 
 
+@pytest.mark.parametrize("module", ["ConvTranspose", "Conv"])
+def test_dtype_promotion_equals_flax(module):
+    kw = {"features": 3, "kernel_size": (3,), "dtype": jnp.bfloat16, "param_dtype": jnp.float32, **INIT}
+    x = randn(18, (2, 5, 2))
+    ref = getattr(nn, module)(**kw)
+    variables = ref.init(KEY, x)
+    expected = ref.apply(variables, x)
+    y = getattr(ul, module)(**kw, kernel_unit=u.UNITLESS).apply(
+        jax.tree.map(lambda v: u.Quantity(v, unit=u.Unit()), variables), u.Quantity(x, unit=u.Unit())
+    )
+    assert y.dtype == expected.dtype
+    np.testing.assert_array_equal(y.mantissa, expected)
+
+
 def test_conv_transpose_mask_and_no_bias_equal_flax():
     mask = jnp.tril(jnp.ones((3, 3, 4)))
     kw = {"features": 4, "kernel_size": (3,), "padding": "VALID", "mask": mask, "use_bias": False}

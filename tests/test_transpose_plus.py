@@ -185,6 +185,61 @@ def test_output_shape_nd_sampled_sizes_are_the_vjp(ndim, s, k, d, padding, chann
         assert_close(out, expected)
 
 
+def _full_grid_nd_cases(ndim):
+    """Every (stride 1-4, kernel 1-5, dilation 1-2, padding) configuration, ``ndim`` to a test case.
+
+    The configurations are dealt out across the spatial axes of ``ndim``-D cases, so that the
+    whole grid is covered in 2-D and in 3-D with one compile per case.
+    """
+    grid = [
+        (s, k, d, padding)
+        for padding in ("SAME", "VALID")
+        for s in (1, 2, 3, 4)
+        for k in (1, 2, 3, 4, 5)
+        for d in (1, 2)
+    ]
+    # Padding is per call, not per axis: deal each padding's configurations separately.
+    cases = []
+    for padding in ("SAME", "VALID"):
+        configs = [c[:3] for c in grid if c[3] == padding]
+        for start in range(0, len(configs), ndim):
+            chunk = configs[start : start + ndim]
+            chunk += configs[: ndim - len(chunk)]  # wrap the last chunk around
+            s, k, d = (tuple(col) for col in zip(*chunk, strict=True))
+            cases.append(pytest.param(ndim, s, k, d, padding, id=f"{ndim}d-{padding}-s{s}-k{k}-d{d}"))
+    return cases
+
+
+@pytest.mark.parametrize(("ndim", "s", "k", "d", "padding"), _full_grid_nd_cases(2) + _full_grid_nd_cases(3))
+def test_output_shape_nd_every_reachable_size_is_the_vjp(ndim, s, k, d, padding):
+    """Whole grid in 2-D and 3-D: every reachable size appears on every axis (sizes rotated)."""
+    rng = np.random.default_rng(sum(s) + 10 * sum(k) + 100 * sum(d) + ndim)
+    n, c_in, c_out = 2, 2, 1
+    per_axis = [
+        reachable_sizes(n, ki, si, di, padding, n * si + dilated(ki, di) + si + 1)
+        for ki, si, di in zip(k, s, d, strict=True)
+    ]
+    count = max(len(v) for v in per_axis)
+    shapes = [tuple(v[j % len(v)] for v in per_axis) for j in range(count)]
+    dn = CHANNELS_LAST[ndim]
+    w = randn(rng, (*k, c_out, c_in))  # forward kernel: I = output features, O = lhs features
+    ct = randn(rng, (1, *(n,) * ndim, c_in))
+
+    def compute(ct, w):
+        return [
+            (
+                unitconv.conv_transpose(ct, w, s, padding, d, transpose_kernel=True, output_shape=shape),
+                vjp_oracle(ct.mantissa, w.mantissa, (1, *shape, c_out), s, padding, d, dn),
+            )
+            for shape in shapes
+        ]
+
+    for shape, (out, expected) in zip(shapes, jax.jit(compute)(ct * u.mV, w * u.nS), strict=True):
+        assert out.unit == u.pA
+        assert out.shape == (1, *shape, c_out)
+        assert_close(out.mantissa, expected)
+
+
 # --- output_padding -----------------------------------------------------------------------
 
 

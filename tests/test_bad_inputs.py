@@ -25,7 +25,14 @@ import saiunit as u
 from jax import lax
 
 import unitconv
-from unitconv import conv, conv_general_dilated, conv_transpose, conv_with_general_padding
+from unitconv import (
+    ConvolutionTranspose,
+    conv,
+    conv_general_dilated,
+    conv_transpose,
+    conv_transpose_shape,
+    conv_with_general_padding,
+)
 
 
 def arr(*shape: int, dtype: Any = np.float32) -> jax.Array:
@@ -46,6 +53,29 @@ WTQ = WT * u.nS
 X4 = arr(2, 3, 5, 5)
 W4 = arr(4, 3, 3, 3)
 BIG = 2**31  # one more than the largest stride, dilation or padding accepted
+XL = arr(2, 6, 3) * u.mV  # a channels-last layer input (N, W, C)
+KEY = jax.random.key(0)
+
+
+def ulinen() -> Any:
+    """unitconv.linen (imported on use: it needs flax)."""
+    from unitconv import linen
+
+    return linen
+
+
+def linen_init(kind: str, x: Any, **attrs: Any) -> Any:
+    """Initialise a 1-D layer with 4 features (attributes may override)."""
+    attrs = {"features": 4, "kernel_size": (3,), **attrs}
+    return getattr(ulinen(), kind)(**attrs).init(KEY, x)
+
+
+def linen_apply_with(name: str, unit: u.Unit) -> Any:
+    """Apply a mV -> pA ConvTranspose whose `name` parameter was swapped for one in `unit`."""
+    layer = ulinen().ConvTranspose(4, (3,), kernel_unit=u.nS, in_unit=u.mV)
+    params = {"kernel": arr(3, 3, 4) * u.nS, "bias": arr(4) * u.pA}
+    params[name] = params[name].mantissa * unit
+    return layer.apply({"params": params}, XL)
 
 
 class Row(NamedTuple):
@@ -327,6 +357,287 @@ ROWS = [
         TypeError,
         "`out_sharding` must be None, a jax.sharding.NamedSharding",
     ),
+    # --- conv_transpose beyond jax.lax: output_padding, output_shape, groups, CIRCULAR ---------
+    Row(
+        "output-padding-too-large",
+        lambda: ct((2,), "SAME", output_padding=2),
+        ValueError,
+        "`output_padding`[0] (=2) must be in [0, 2) for stride 2",
+    ),
+    Row("output-padding-negative", lambda: ct((2,), "SAME", output_padding=-1), ValueError, "must be in [0, 2)"),
+    Row(
+        "output-padding-float",
+        lambda: ct((2,), "SAME", output_padding=0.5),
+        TypeError,
+        "`output_padding` must be None, an integer or a sequence of 1 integers",
+    ),
+    Row(
+        "output-padding-quantity",
+        lambda: ct((2,), "SAME", output_padding=1 * u.mV),
+        TypeError,
+        "`output_padding` must be plain integers",
+    ),
+    Row(
+        "output-padding-length",
+        lambda: ct((2,), "SAME", output_padding=(1, 1)),
+        ValueError,
+        "`output_padding` must be an integer or have 1 entries",
+    ),
+    Row(
+        "output-shape-unreachable",
+        lambda: ct((2,), "SAME", output_shape=(20,)),
+        ValueError,
+        "`output_shape`[0] (=20) is not reachable",
+    ),
+    Row(
+        "output-shape-unreachable-pairs",
+        lambda: ct((2,), [(1, 1)], output_shape=(30,)),
+        ValueError,
+        "so it must be in [15, 16]",
+    ),
+    Row(
+        "output-shape-and-padding",
+        lambda: ct((2,), "SAME", output_shape=(16,), output_padding=1),
+        TypeError,
+        "give at most one of `output_padding` (=1) and `output_shape`",
+    ),
+    Row(
+        "output-shape-length",
+        lambda: ct((2,), "SAME", output_shape=(16, 16)),
+        ValueError,
+        "`output_shape` must have 1 entries",
+    ),
+    Row(
+        "output-shape-negative",
+        lambda: ct((2,), "SAME", output_shape=(-1,)),
+        ValueError,
+        "`output_shape`[0] must be a non-negative integer",
+    ),
+    Row("output-shape-int", lambda: ct((2,), "SAME", output_shape=16), TypeError, "got 16 (int)"),
+    Row(
+        "ct-groups-zero",
+        lambda: ct((2,), "SAME", feature_group_count=0),
+        ValueError,
+        "`feature_group_count` must be a positive integer, got 0",
+    ),
+    Row(
+        "ct-groups-not-divisor",
+        lambda: ct((2,), "SAME", feature_group_count=2),
+        ValueError,
+        "lhs feature size (=3) must be divisible by `feature_group_count` (=2)",
+    ),
+    Row(
+        "ct-groups-float",
+        lambda: ct((2,), "SAME", feature_group_count=1.0),
+        TypeError,
+        "`feature_group_count` must be an integer, got 1.0",
+    ),
+    Row(
+        "circular-output-padding",
+        lambda: ct((2,), "CIRCULAR", output_padding=1),
+        ValueError,
+        "must be 0 with padding='CIRCULAR'",
+    ),
+    Row(
+        "circular-empty",
+        lambda: conv_transpose(arr(2, 0, 3), WT, (2,), "CIRCULAR"),
+        ValueError,
+        "padding='CIRCULAR' needs non-empty spatial dimensions",
+    ),
+    Row(
+        "circular-output-shape",
+        lambda: ct((2,), "CIRCULAR", output_shape=(15,)),
+        ValueError,
+        "must equal lhs size x stride (=8 x 2 = 16)",
+    ),
+    Row("circular-lowercase", lambda: ct((2,), "circular"), ValueError, "Did you mean 'CIRCULAR'?"),
+    Row(
+        "shape-helper-array",
+        lambda: conv_transpose_shape(XT, WT.shape, (2,), "SAME"),
+        TypeError,
+        "Pass `x.shape` rather than the array itself",
+    ),
+    Row(
+        "shape-helper-negative",
+        lambda: conv_transpose_shape((2, -8, 3), WT.shape, (2,), "SAME"),
+        ValueError,
+        "`lhs_shape`[1] must be a non-negative integer, got -8",
+    ),
+    Row(
+        "shape-helper-rank",
+        lambda: conv_transpose_shape((2, 8, 3), (3, 3), (2,), "SAME"),
+        ValueError,
+        "must have the same rank",
+    ),
+    Row(
+        "shape-helper-output-padding",
+        lambda: conv_transpose_shape((2, 8, 3), (3, 3, 4), (2,), "SAME", output_padding=5),
+        ValueError,
+        "`output_padding`[0] (=5) must be in [0, 2)",
+    ),
+    # --- flax.linen layers ----------------------------------------------------------------
+    Row(
+        "linen-input-dimension",
+        lambda: linen_init("Conv", XL * u.second / u.mV, kernel_unit=u.nS, in_unit=u.mV),
+        u.DimensionMismatchError,
+        "the input is in s (dimension s), but the layer's `in_unit` is mV",
+    ),
+    Row(
+        "linen-plain-input",
+        lambda: linen_init("Conv", XL.mantissa, kernel_unit=u.nS, in_unit=u.mV),
+        u.DimensionMismatchError,
+        "the input is a plain array without a unit",
+    ),
+    Row(
+        "linen-out-unit",
+        lambda: ulinen().Conv(4, (3,), kernel_unit=u.nS, in_unit=u.mV, out_unit=u.mV),
+        u.DimensionMismatchError,
+        "`out_unit` (=mV) has dimension",
+    ),
+    Row(
+        "linen-out-unit-at-init",
+        lambda: linen_init("ConvTranspose", XL, kernel_unit=u.nS, out_unit=u.mV),
+        u.DimensionMismatchError,
+        "mV * nS = pA",
+    ),
+    Row(
+        "linen-kernel-unit-quantity",
+        lambda: ulinen().ConvTranspose(4, (3,), kernel_unit=1 * u.nS),
+        TypeError,
+        "`kernel_unit` must be a unit such as u.mV, got a Quantity",
+    ),
+    Row(
+        "linen-in-unit-string",
+        lambda: ulinen().Conv(4, (3,), in_unit="mV"),
+        TypeError,
+        "`in_unit` must be None or a saiunit Unit",
+    ),
+    Row(
+        "linen-bias-unit",
+        lambda: linen_apply_with("bias", u.mV),
+        u.DimensionMismatchError,
+        "the 'bias' parameter is in mV",
+    ),
+    Row(
+        "linen-kernel-param-unit",
+        lambda: linen_apply_with("kernel", u.mV),
+        u.DimensionMismatchError,
+        "the 'kernel' parameter is in mV",
+    ),
+    Row("linen-features-zero", lambda: linen_init("Conv", XL, features=0), ValueError, "`features` must be a positive"),
+    Row(
+        "linen-kernel-size-zero",
+        lambda: linen_init("Conv", XL, kernel_size=(0,)),
+        ValueError,
+        "`kernel_size`[0] must be a positive integer",
+    ),
+    Row(
+        "linen-strides-zero",
+        lambda: linen_init("ConvTranspose", XL, strides=0),
+        ValueError,
+        "`strides`[0] must be a positive integer, got 0",
+    ),
+    Row(
+        "linen-padding-unknown",
+        lambda: linen_init("ConvTranspose", XL, padding="FOO"),
+        ValueError,
+        "`padding` must be one of 'SAME', 'VALID', 'CIRCULAR'",
+    ),
+    Row(
+        "linen-causal-2d",
+        lambda: linen_init("Conv", arr(2, 6, 6, 3), kernel_size=(3, 3), padding="CAUSAL"),
+        ValueError,
+        "`padding`='CAUSAL' needs a 1-D kernel",
+    ),
+    Row(
+        "linen-groups",
+        lambda: linen_init("ConvTranspose", XL, feature_group_count=2),
+        ValueError,
+        "the input's feature size (=3) must be divisible by `feature_group_count` (=2)",
+    ),
+    Row(
+        "linen-input-rank",
+        lambda: linen_init("Conv", arr(6, 3), kernel_size=(3, 3)),
+        ValueError,
+        "`inputs` must have shape (*batch, spatial, spatial, features)",
+    ),
+    Row(
+        "linen-mask-shape",
+        lambda: linen_init("Conv", XL, mask=jnp.ones((2, 2))),
+        ValueError,
+        "`mask` must have the kernel's shape (3, 3, 4)",
+    ),
+    Row(
+        "linen-output-padding",
+        lambda: linen_init("ConvTranspose", XL, strides=2, output_padding=3),
+        ValueError,
+        "`output_padding`[0] (=3) must be in [0, 2)",
+    ),
+    # --- CNTK's ConvolutionTranspose ---------------------------------------------------------
+    Row("cntk-sharing", lambda: ConvolutionTranspose((3,), 4, sharing=False), ValueError, "`sharing` must be True"),
+    Row("cntk-num-filters-zero", lambda: ConvolutionTranspose((3,), 0), ValueError, "`num_filters` must be a positive"),
+    Row(
+        "cntk-filter-shape-zero",
+        lambda: ConvolutionTranspose((0,), 4),
+        ValueError,
+        "`filter_shape`[0] must be a positive integer",
+    ),
+    Row(
+        "cntk-strides-length",
+        lambda: ConvolutionTranspose((3,), 4, strides=(1, 2)),
+        ValueError,
+        "`strides` must have 1 entries",
+    ),
+    Row(
+        "cntk-pad-length",
+        lambda: ConvolutionTranspose((3,), 4, pad=[True, False]),
+        ValueError,
+        "`pad` must be a bool or have 1 entries",
+    ),
+    Row(
+        "cntk-init-bias-unit",
+        lambda: ConvolutionTranspose((3,), 4, init=1.0 * u.nS, init_bias=0.0 * u.mV).build(KEY, arr(2, 3, 5) * u.mV),
+        u.DimensionMismatchError,
+        "`init_bias` is in mV",
+    ),
+    Row(
+        "cntk-init-shape",
+        lambda: ConvolutionTranspose((3,), 4, init=jnp.ones((2, 2))).build(KEY, arr(2, 3, 5)),
+        ValueError,
+        "`init` must be a scalar or have shape (3, 4, 3)",
+    ),
+    Row("cntk-unbuilt", lambda: ConvolutionTranspose((3,), 4)(arr(2, 3, 5)), TypeError, "the layer is not built yet"),
+    Row(
+        "cntk-input-depth",
+        lambda: ConvolutionTranspose((3,), 4).build(KEY, arr(2, 3, 5))(arr(2, 2, 5)),
+        ValueError,
+        "the input depth (=2, axis -2 of shape (2, 2, 5)) must equal",
+    ),
+    Row("cntk-init-string", lambda: ConvolutionTranspose((3,), 4, init="glorot"), TypeError, "got 'glorot' (str)"),
+    Row(
+        "cntk-in-unit-with-example",
+        lambda: ConvolutionTranspose((3,), 4).build(KEY, arr(2, 3, 5), in_unit=u.mV),
+        TypeError,
+        "`in_unit` is only for building from a shape",
+    ),
+    Row(
+        "cntk-input-unit",
+        lambda: ConvolutionTranspose((3,), 4, init=1.0 * u.nS).build(KEY, arr(2, 3, 5) * u.mV)(arr(2, 3, 5) * u.second),
+        u.DimensionMismatchError,
+        "but the bias `b` is in pA",
+    ),
+    Row(
+        "cntk-activation",
+        lambda: ConvolutionTranspose((3,), 4, activation="relu"),
+        TypeError,
+        "`activation` must be callable",
+    ),
+    Row(
+        "cntk-reduction-rank",
+        lambda: ConvolutionTranspose((3,), 4, reduction_rank=2),
+        ValueError,
+        "`reduction_rank` must be 0 (no input depth axis) or 1, got 2",
+    ),
     # --- passed to jax.lax unchanged: jax raises its own clear Python error -----------------
     Row(
         "precision-unknown",
@@ -345,6 +656,8 @@ ROWS = [
 ]
 
 FUNCTION_NAMES = ("conv_general_dilated", "conv_with_general_padding", "conv_transpose", "conv")
+#: Messages start with one of these: a function's name, conv_transpose_shape, or a layer's class name.
+MESSAGE_PREFIXES = (*FUNCTION_NAMES, "conv_transpose_shape: ", "Conv: ", "ConvTranspose: ", "ConvolutionTranspose: ")
 
 
 class ReachedJax(AssertionError):
@@ -376,7 +689,7 @@ def test_bad_call_fails_up_front(row: Row) -> None:
     err = info.value
     assert type(err) is row.exc, f"{type(err).__name__}: {err}"
     message = str(err)
-    assert message.startswith(FUNCTION_NAMES), message
+    assert message.startswith(MESSAGE_PREFIXES), message
     assert row.fragment in message, message
 
 

@@ -282,6 +282,13 @@ def transpose_cases(draw: Any, *, strings_only: bool = False) -> Case:
 @given(case=transpose_cases(), units=st.sampled_from(UNIT_CASES))
 def test_conv_transpose_matches_lax(case: Case, units: tuple) -> None:
     check_against_lax("conv_transpose", case, units, lax.conv_transpose, ("strides", "padding"))
+    try:
+        got_shape, err = unitconv.conv_transpose_shape(case.lhs_shape, case.rhs_shape, **case.kwargs), None
+    except ERRORS as error:
+        got_shape, err = None, error
+    if err is None:  # the helper agrees with the shape jax.lax computes
+        want = jax.eval_shape(lambda a, b: lax.conv_transpose(a, b, **case.kwargs), *case.operands())
+        assert got_shape == want.shape
 
 
 def forward_input_size(n: int, k: int, s: int, padding: Any) -> int:
@@ -339,3 +346,272 @@ def test_conv_transpose_is_vjp_of_forward_conv(case: Case) -> None:
     got = unitconv.conv_transpose(y * u.mV, rhs * u.nS, **kw, precision=lax.Precision.HIGHEST)
     assert got.unit == u.pA
     np.testing.assert_allclose(np.asarray(got.mantissa), np.asarray(want), rtol=1e-6, atol=1e-6)
+
+
+# --- conv_transpose's keywords beyond jax.lax, and its shape helper ---------------------------
+def check_shape_helper(case: Case, got_shape: tuple[int, ...] | None, err: BaseException | None) -> None:
+    """conv_transpose_shape gives the computed shape, or raises what conv_transpose raised."""
+    kw = dict(case.kwargs)
+    kw.pop("precision", None)
+    if err is None:
+        assert unitconv.conv_transpose_shape(case.lhs_shape, case.rhs_shape, **kw) == got_shape
+        return
+    with pytest.raises(type(err)) as info:
+        unitconv.conv_transpose_shape(case.lhs_shape, case.rhs_shape, **kw)
+    assert str(info.value).replace("conv_transpose_shape: ", "conv_transpose: ", 1) == str(err)
+
+
+def forward_input_range(n: int, k: int, s: int, padding: str) -> tuple[int, int]:
+    """Input sizes m that a forward conv (stride s, dilated kernel k) maps onto n outputs."""
+    if padding == "SAME":  # ceil(m / s) == n
+        return (n - 1) * s + 1, n * s
+    return (n - 1) * s + k, (n - 1) * s + k + s - 1  # VALID: floor((m - k) / s) + 1 == n
+
+
+@st.composite
+def grouped_transpose_cases(draw: Any, *, transpose_kernel: bool) -> Case:
+    """Grouped transposed convolutions (rhs in conv_general_dilated's or the forward kernel's grouping)."""
+    n = draw(st.integers(1, 3))
+    dn_arg, (lspec, rspec, ospec) = draw(dimension_numbers(n, shared_io=transpose_kernel))
+    if dn_arg is None:
+        lspec, rspec, ospec = {1: ("NHC", "HIO", "NHC"), 2: ("NHWC", "HWIO", "NHWC"), 3: ("NHWDC", "HWDIO", "NHWDC")}[n]
+    g = draw(st.integers(1, 3))
+    ci, co = draw(st.integers(1, 2)), draw(st.integers(1, 2))  # features per group, in and out
+    spatial = [draw(st.integers(1, MAX_SPATIAL[n])) for _ in range(n)]
+    kernel = [draw(st.integers(1, 3)) for _ in range(n)]
+    strides = draw(per_dim(n, 1, 3))
+    dil = draw(per_dim(n, 1, 2))
+    order = spatial_order(rspec)
+    lhs_sizes = {"N": draw(st.integers(1, 2)), "C": g * ci, **dict(zip(order, spatial, strict=True))}
+    # transpose_kernel=True: rhs is the forward grouped kernel (O = lhs features, I = out features / g).
+    o, i = (g * ci, co) if transpose_kernel else (g * co, ci)
+    rhs_sizes = {"O": o, "I": i, **dict(zip(order, kernel, strict=True))}
+    kwargs: dict[str, Any] = {
+        "strides": strides,
+        "rhs_dilation": dil,
+        "dimension_numbers": dn_arg,
+        "transpose_kernel": transpose_kernel,
+        "feature_group_count": g,
+    }
+    if transpose_kernel:  # a string padding and an output_shape anywhere in its valid range
+        padding = draw(st.sampled_from(["SAME", "VALID"]))
+        eff = [1 + d * (k - 1) for k, d in zip(kernel, dil, strict=True)]
+        ranges = [forward_input_range(m, k, s, padding) for m, k, s in zip(spatial, eff, strides, strict=True)]
+        kwargs.update(padding=padding, output_shape=tuple(draw(st.integers(lo, hi)) for lo, hi in ranges))
+    else:  # explicit pairs (pads of the dilated input) and an output_padding in [0, max(s, d))
+        kwargs["padding"] = draw(pads_strategy(n))
+        if draw(st.booleans()):
+            kwargs["output_padding"] = tuple(
+                draw(st.integers(0, max(s, d) - 1)) for s, d in zip(strides, dil, strict=True)
+            )
+    return Case(
+        shape_in(lspec, lhs_sizes),
+        shape_in(rspec, rhs_sizes),
+        kwargs,
+        seed=draw(st.integers(0, 2**16)),
+        info={"specs": (lspec, rspec, ospec), "kernel": kernel},
+    )
+
+
+@given(case=grouped_transpose_cases(transpose_kernel=True))
+def test_conv_transpose_output_shape_and_groups_are_vjp(case: Case) -> None:
+    """output_shape picks the forward input size; the result is that forward grouped conv's vjp."""
+    y, rhs = case.operands()
+    kw = case.kwargs
+    lspec, rspec, _ = case.info["specs"]
+    sizes = {"N": y.shape[lspec.index("N")], "C": rhs.shape[rspec.index("I")] * kw["feature_group_count"]}
+    sizes.update(zip(spatial_order(rspec), kw["output_shape"], strict=True))
+    x = np.zeros(shape_in(lspec, sizes), np.float32)
+
+    def forward(x: jax.Array) -> jax.Array:
+        return lax.conv_general_dilated(
+            x,
+            rhs,
+            kw["strides"],
+            kw["padding"],
+            rhs_dilation=kw["rhs_dilation"],
+            dimension_numbers=(lspec, rspec, lspec),
+            feature_group_count=kw["feature_group_count"],
+            precision=lax.Precision.HIGHEST,
+        )
+
+    want = jax.jit(lambda y: jax.vjp(forward, x)[1](y)[0])(y)
+    # Under jit: one compile for the kernel regrouping and the convolution.
+    got = jax.jit(lambda y, w: unitconv.conv_transpose(y, w, **kw, precision=lax.Precision.HIGHEST))(
+        y * u.mV, rhs * u.nS
+    )
+    assert got.unit == u.pA
+    np.testing.assert_allclose(np.asarray(got.mantissa), np.asarray(want), rtol=1e-6, atol=1e-6)
+    check_shape_helper(case, got.shape, None)
+
+
+@given(case=grouped_transpose_cases(transpose_kernel=False))
+def test_conv_transpose_groups_and_output_padding_match_lax(case: Case) -> None:
+    """Explicit pairs pad the stride-dilated input; output_padding raises the high side."""
+    lhs, rhs = case.operands()
+    kw = case.kwargs
+    op = kw.get("output_padding") or (0,) * len(kw["strides"])
+    pads = [(lo, hi + extra) for (lo, hi), extra in zip(kw["padding"], op, strict=True)]
+    want, err = lax_or_error(
+        lax.conv_general_dilated,
+        lhs,
+        rhs,
+        (1,) * len(pads),
+        pads,
+        lhs_dilation=kw["strides"],
+        rhs_dilation=kw["rhs_dilation"],
+        dimension_numbers=case.info["specs"],
+        feature_group_count=kw["feature_group_count"],
+    )
+    if err is not None:
+        with pytest.raises(ERRORS) as info:
+            unitconv.conv_transpose(lhs * u.mV, rhs * u.nS, **kw)
+        assert str(info.value).startswith("conv_transpose: ")
+        check_shape_helper(case, None, info.value)
+        return
+    got = unitconv.conv_transpose(lhs * u.mV, rhs * u.nS, **kw)
+    assert_same(got, want, u.pA)
+    check_shape_helper(case, got.shape, None)
+
+
+@st.composite
+def circular_cases(draw: Any) -> tuple[Case, dict[str, Any]]:
+    n = draw(st.integers(1, 3))
+    c_in, c_out = draw(st.integers(1, 2)), draw(st.integers(1, 2))
+    kernel = tuple(draw(st.integers(1, 3)) for _ in range(n))
+    strides = draw(per_dim(n, 1, 3))
+    dil = draw(per_dim(n, 1, 2))
+    transpose_kernel = draw(st.booleans())
+    spatial = tuple(draw(st.integers(1, MAX_SPATIAL[n])) for _ in range(n))
+    io = (c_out, c_in) if transpose_kernel else (c_in, c_out)  # flax's kernel layout, and jax's default
+    kwargs = {"strides": strides, "padding": "CIRCULAR", "rhs_dilation": dil, "transpose_kernel": transpose_kernel}
+    case = Case((draw(st.integers(1, 2)), *spatial, c_in), (*kernel, *io), kwargs, seed=draw(st.integers(0, 2**16)))
+    flax_attrs = {"features": c_out, "kernel_size": kernel, "strides": strides, "kernel_dilation": dil}
+    flax_attrs.update(padding="CIRCULAR", transpose_kernel=transpose_kernel, use_bias=False)
+    return case, flax_attrs
+
+
+@given(drawn=circular_cases())
+def test_conv_transpose_circular_matches_flax(drawn: tuple[Case, dict[str, Any]]) -> None:
+    import flax.linen as fnn
+
+    case, flax_attrs = drawn
+    lhs, rhs = case.operands()
+    want = jax.jit(fnn.ConvTranspose(**flax_attrs).apply)({"params": {"kernel": rhs}}, lhs)
+    got = jax.jit(lambda a, b: unitconv.conv_transpose(a, b, **case.kwargs))(lhs * u.mV, rhs * u.nS)
+    assert got.unit == u.pA
+    assert got.shape == want.shape
+    np.testing.assert_allclose(np.asarray(got.mantissa), np.asarray(want), rtol=1e-6, atol=1e-5)
+    check_shape_helper(case, got.shape, None)
+
+
+# --- layers against flax's own modules and jax.lax --------------------------------------------
+@st.composite
+def layer_attrs(draw: Any, kind: str) -> tuple[dict[str, Any], tuple[int, ...]]:
+    """flax attributes of a Conv or ConvTranspose, and an input shape (with 0 to 2 batch axes)."""
+    n = draw(st.integers(1, 3))
+    kernel = tuple(draw(st.integers(1, 3)) for _ in range(n))
+    strings = ["SAME", "VALID", "CIRCULAR"] + (["REFLECT", "SAME_LOWER"] if kind == "Conv" else [])
+    if kind == "Conv" and n == 1:
+        strings.append("CAUSAL")
+    pair = st.tuples(st.integers(0, 2), st.integers(0, 2))
+    padding = draw(st.one_of(st.sampled_from(strings), st.integers(0, 2), st.lists(pair, min_size=n, max_size=n)))
+    attrs: dict[str, Any] = {
+        "features": draw(st.integers(1, 3)),
+        "kernel_size": kernel[0] if n == 1 and draw(st.booleans()) else kernel,
+        "strides": draw(st.one_of(st.integers(1, 2), per_dim(n, 1, 2))),
+        "padding": padding,
+        "kernel_dilation": draw(st.one_of(st.just(1), per_dim(n, 1, 2))),
+        "use_bias": draw(st.booleans()),
+    }
+    c_in = draw(st.integers(1, 2))
+    if kind == "Conv":
+        g = draw(st.integers(1, 2))
+        c_in *= g
+        attrs["feature_group_count"] = g
+        attrs["features"] *= g
+    else:
+        attrs["transpose_kernel"] = draw(st.booleans())
+    batch = draw(st.sampled_from([(), (2,), (2, 1)]))
+    spatial = tuple(draw(st.integers(3, MAX_SPATIAL[n] + 1)) for _ in range(n))
+    return attrs, (*batch, *spatial, c_in)
+
+
+def check_layer_against_flax(kind: str, attrs: dict[str, Any], x_shape: tuple[int, ...], units: bool) -> None:
+    """Same parameter shapes as flax's module; with the same mantissas, flax's output (in pA with units)."""
+    import flax.linen as fnn
+
+    from unitconv import linen as ulinen
+
+    rng = np.random.default_rng(0)
+    x = jnp.asarray(rng.integers(-2, 3, size=x_shape).astype(np.float32))
+    theirs = getattr(fnn, kind)(**attrs)
+    unit_attrs = {"kernel_unit": u.nS, "in_unit": u.mV} if units else {}
+    ours = getattr(ulinen, kind)(**attrs, **unit_attrs)
+    key = jax.random.key(0)
+    # Shapes only (nothing compiled): the parameters are drawn here, not by either init.
+    shapes = jax.eval_shape(theirs.init, key, x)
+    ours_shapes = jax.eval_shape(ours.init, key, x * u.mV if units else x)
+    is_q = {"is_leaf": lambda p: isinstance(p, u.Quantity)}
+    assert jax.tree.map(lambda s: s.shape, shapes) == jax.tree.map(lambda s: s.shape, ours_shapes, **is_q)
+    mantissas = jax.tree.map(lambda s: jnp.asarray(rng.integers(-2, 3, size=s.shape).astype(np.float32)), shapes)
+    want = jax.jit(theirs.apply)(mantissas, x)
+    if not units:
+        got = jax.jit(ours.apply)(mantissas, x)
+        assert not isinstance(got, u.Quantity)
+        np.testing.assert_allclose(np.asarray(got), np.asarray(want), rtol=1e-6, atol=1e-6)
+        return
+    assert ours_shapes["params"]["kernel"].unit == u.nS
+    params = {"params": {"kernel": mantissas["params"]["kernel"] * u.nS}}
+    if attrs["use_bias"]:
+        assert ours_shapes["params"]["bias"].unit == u.pA
+        params["params"]["bias"] = mantissas["params"]["bias"] * u.pA
+    got = jax.jit(ours.apply)(params, u.Quantity(x / 1000, unit=u.volt))  # in volts: converted to the layer's mV
+    assert got.unit == u.pA
+    np.testing.assert_allclose(np.asarray(got.mantissa), np.asarray(want), rtol=1e-5, atol=1e-5)
+
+
+@given(drawn=layer_attrs("Conv"), units=st.booleans())
+def test_linen_conv_matches_flax(drawn: tuple[dict[str, Any], tuple[int, ...]], units: bool) -> None:
+    check_layer_against_flax("Conv", *drawn, units)
+
+
+@given(drawn=layer_attrs("ConvTranspose"), units=st.booleans())
+def test_linen_conv_transpose_matches_flax(drawn: tuple[dict[str, Any], tuple[int, ...]], units: bool) -> None:
+    check_layer_against_flax("ConvTranspose", *drawn, units)
+
+
+@given(
+    n=st.integers(1, 3),
+    data=st.data(),
+)
+def test_cntk_convolution_transpose_matches_lax(n: int, data: st.DataObject) -> None:
+    """W as a PyTorch-layout kernel ('OIHW', transpose_kernel=True); pad False/True is 'VALID'/'SAME'."""
+    filt = tuple(data.draw(st.integers(1, 3)) for _ in range(n))
+    strides = data.draw(per_dim(n, 1, 3))
+    pad = data.draw(st.booleans())
+    depth, filters = data.draw(st.integers(1, 2)), data.draw(st.integers(1, 3))
+    batch = data.draw(st.sampled_from([(), (2,), (2, 1)]))
+    spatial = tuple(data.draw(st.integers(1, MAX_SPATIAL[n])) for _ in range(n))
+    rng = np.random.default_rng(data.draw(st.integers(0, 2**16)))
+    x = jnp.asarray(rng.integers(-2, 3, size=(*batch, depth, *spatial)).astype(np.float32))
+    w = jnp.asarray(rng.integers(-2, 3, size=(depth, filters, *filt)).astype(np.float32))
+    b = jnp.asarray(rng.integers(-2, 3, size=(filters, *(1,) * n)).astype(np.float32))
+    layer = unitconv.ConvolutionTranspose(filt, filters, pad=pad, strides=strides, init=w * u.nS, init_bias=b * u.pA)
+    layer = layer.build(jax.random.key(0), x * u.mV)
+    got = jax.jit(lambda layer, x: layer(x))(layer, x * u.mV)
+    chars = SPATIAL_CHARS[:n]
+    items = x.reshape((-1, depth, *spatial))
+    want = (
+        lax.conv_transpose(
+            items,
+            w,
+            strides,
+            "SAME" if pad else "VALID",
+            dimension_numbers=("NC" + chars, "OI" + chars, "NC" + chars),
+            transpose_kernel=True,
+        )
+        + b
+    )
+    assert got.unit == u.pA
+    np.testing.assert_array_equal(np.asarray(got.mantissa), np.asarray(want).reshape((*batch, *want.shape[1:])))

@@ -75,10 +75,10 @@ from jax import lax
 from jax.custom_derivatives import SymbolicZero
 
 #: Every value accepted by ``method``.
-METHODS = ("auto", "xla", "lax", "phase", "subpixel", "matmul")
+METHODS = ("auto", "xla", "lax", "phase", "subpixel", "matmul", "col2im")
 
 #: The methods that compute without zero-inserted multiplies.
-_DECOMPOSED = ("phase", "subpixel", "matmul")
+_DECOMPOSED = ("phase", "subpixel", "matmul", "col2im")
 
 
 # --------------------------------------------------------------------------
@@ -284,28 +284,99 @@ def _interleave(cfg: Config, parts: dict[tuple[int, ...], Any], like_shape: tupl
     return y
 
 
-def _phase_patches(cfg: Config, x: Any, phases: Sequence[_Phase]) -> Any:
-    """Stacked shifted windows of canonical ``x`` for one phase combination.
+@dataclass(frozen=True)
+class _Group:
+    """Phase combinations computed together, as output channels of one product.
 
-    Shape ``(N, *Q, taps, C)`` with the taps in row-major order of the
-    phase's sub-kernel.
+    All of them read the same input window, which starts at ``omin`` and gives
+    ``extent`` outputs per spatial dimension; phase ``c`` then takes its ``Q``
+    outputs from offset ``c.off - omin``. ``taps`` is the shared sub-kernel
+    size; a phase with fewer taps gets zero taps at the end.
+    """
+
+    combos: tuple[tuple[_Phase, ...], ...]
+    taps: tuple[int, ...]
+    omin: tuple[int, ...]
+    extent: tuple[int, ...]
+
+
+def _groups(cfg: Config, *, single: bool) -> list[_Group]:
+    """Group phase combinations: all in one (``single``) or by sub-kernel shape.
+
+    Grouping by shape wastes no multiply; a single group (the classic
+    sub-pixel convolution) pads shorter sub-kernels with zero taps.
     """
     dims = cfg.dims
-    starts = [p.off for p in phases]
-    sizes = [dm.q + (p.taps - 1) * dm.dstep for p, dm in zip(phases, dims, strict=True)]
-    xe = _window(x, starts, sizes)
+    buckets: dict[Any, list[tuple[_Phase, ...]]] = {}
+    for combo in _phase_combos(dims):
+        key = None if single else tuple(p.taps for p in combo)
+        buckets.setdefault(key, []).append(combo)
+    out = []
+    for combos in buckets.values():
+        taps = tuple(max(c[i].taps for c in combos) for i in range(len(dims)))
+        omin = tuple(min(c[i].off for c in combos) for i in range(len(dims)))
+        extent = tuple(
+            dm.q + max(c[i].off for c in combos) - omin[i] for i, dm in enumerate(dims)
+        )
+        out.append(_Group(tuple(combos), taps, omin, extent))
+    return out
+
+
+def _group_input(cfg: Config, x: Any, grp: _Group) -> Any:
+    """The input window that ``grp``'s stride-1 product reads (``VALID``)."""
+    sizes = [e + (t - 1) * dm.dstep for e, t, dm in zip(grp.extent, grp.taps, cfg.dims, strict=True)]
+    return _window(x, grp.omin, sizes)
+
+
+def _group_kernel(cfg: Config, w: Any, grp: _Group) -> Any:
+    """The group's sub-kernels side by side: ``(*taps, C/G, G * P * O/G)``.
+
+    Channels are ordered (feature group, phase, output feature), so feature
+    groups stay contiguous, as grouped convolutions require.
+    """
+    g = cfg.groups
+    o = w.shape[-1]
+    subs = [_sub_kernel(w, cfg.dims, combo, grp.taps) for combo in grp.combos]
+    if len(subs) == 1:
+        return subs[0]
+    k = jnp.stack(subs, axis=-2)  # (*taps, C/G, P, O)
+    if g > 1:
+        k = k.reshape((*k.shape[:-1], g, o // g))  # (*taps, C/G, P, G, O/G)
+        k = jnp.swapaxes(k, -3, -2)  # (*taps, C/G, G, P, O/G)
+    return k.reshape((*grp.taps, w.shape[-2], len(subs) * o))
+
+
+def _group_split(cfg: Config, z: Any, grp: _Group, o: int) -> dict[tuple[int, ...], Any]:
+    """Undo :func:`_group_kernel`'s channel layout and align each phase's outputs."""
+    dims = cfg.dims
+    n = len(dims)
+    g = cfg.groups
+    p = len(grp.combos)
+    z = z.reshape((*z.shape[:-1], g, p, o // g))
+    parts = {}
+    for i, combo in enumerate(grp.combos):
+        lo = [0, *(c.off - m for c, m in zip(combo, grp.omin, strict=True)), 0, i, 0]
+        hi = [z.shape[0], *(a + dm.q for a, dm in zip(lo[1 : 1 + n], dims, strict=True)), g, i + 1, o // g]
+        part = lax.slice(z, lo, hi) if tuple(lo) != (0,) * len(lo) or tuple(hi) != z.shape else z
+        parts[tuple(c.r for c in combo)] = part.reshape((*part.shape[:-3], o))
+    return parts
+
+
+def _group_patches(cfg: Config, xe: Any, grp: _Group) -> Any:
+    """Shifted windows of ``xe`` stacked as ``(N, *extent, taps, C)`` (row-major taps)."""
+    dims = cfg.dims
     slices = []
-    for js in itertools.product(*(range(p.taps) for p in phases)):
+    for js in itertools.product(*(range(t) for t in grp.taps)):
         lo = [0, *(j * dm.dstep for j, dm in zip(js, dims, strict=True)), 0]
-        hi = [xe.shape[0], *(a + dm.q for a, dm in zip(lo[1:-1], dims, strict=True)), xe.shape[-1]]
-        slices.append(lax.slice(xe, lo, hi))
+        hi = [xe.shape[0], *(a + e for a, e in zip(lo[1:-1], grp.extent, strict=True)), xe.shape[-1]]
+        slices.append(lax.slice(xe, lo, hi) if tuple(hi) != xe.shape or any(lo) else xe)
     if len(slices) == 1:
         return slices[0][..., None, :]
     return jnp.stack(slices, axis=-2)
 
 
 def _grouped_dot(cfg: Config, patches: Any, kern: Any) -> Any:
-    """``(N, *Q, taps, C) x (taps, C/G, O) -> (N, *Q, O)`` honouring feature groups."""
+    """``(N, *E, taps, C) x (taps, C/G, O') -> (N, *E, O')`` honouring feature groups."""
     n = len(cfg.dims)
     g = cfg.groups
     taps, cg, o = kern.shape
@@ -325,7 +396,7 @@ def _grouped_dot(cfg: Config, patches: Any, kern: Any) -> Any:
         (((n + 1, n + 3), (0, 1)), ((n + 2,), (2,))),
         precision=cfg.precision,
         preferred_element_type=cfg.preferred_element_type,
-    )  # (G, N, *Q, O/G)
+    )  # (G, N, *E, O'/G)
     out = jnp.moveaxis(out, 0, -2)
     return out.reshape((*out.shape[:-2], o))
 
@@ -343,118 +414,93 @@ def _phase_shape(cfg: Config, x: Any, o: int) -> tuple[int, ...]:
     return (x.shape[0], *(dm.q for dm in cfg.dims), o)
 
 
-def _by_patches(cfg: Config, x: Any, w: Any) -> Any:
-    """Per-phase patches times sub-kernels: the kernel tangent's form."""
-    dims = cfg.dims
-    o = w.shape[-1]
-    parts = {}
-    for phases in _phase_combos(dims):
-        taps = math.prod(p.taps for p in phases)
-        kern = _sub_kernel(w, dims, phases).reshape((taps, *w.shape[-2:]))
-        parts[tuple(p.r for p in phases)] = _grouped_dot(cfg, _phase_patches(cfg, x, phases), kern)
-    return _interleave(cfg, parts, _phase_shape(cfg, x, o), _out_dtype(cfg, x))
-
-
-def _by_phase_convs(cfg: Config, x: Any, w: Any) -> Any:
-    """One stride-1 convolution per phase, interleaved."""
-    dims = cfg.dims
-    n = len(dims)
-    o = w.shape[-1]
-    spec = _canonical_dn(n)
-    parts = {}
-    for phases in _phase_combos(dims):
-        starts = [p.off for p in phases]
-        sizes = [dm.q + (p.taps - 1) * dm.dstep for p, dm in zip(phases, dims, strict=True)]
-        xe = _window(x, starts, sizes)
-        kern = _sub_kernel(w, dims, phases)
-        parts[tuple(p.r for p in phases)] = lax.conv_general_dilated(
-            xe,
-            kern,
-            (1,) * n,
-            [(0, 0)] * n,
-            rhs_dilation=tuple(dm.dstep for dm in dims),
-            dimension_numbers=spec,
-            feature_group_count=cfg.groups,
-            precision=cfg.precision,
-            preferred_element_type=cfg.preferred_element_type,
-        )
-    return _interleave(cfg, parts, _phase_shape(cfg, x, o), _out_dtype(cfg, x))
-
-
-def _combined_kernel(cfg: Config, w: Any) -> tuple[Any, list[tuple[_Phase, ...]]]:
-    """All phases' sub-kernels side by side: ``(*M, C/G, G * P * O/G)``."""
-    dims = cfg.dims
-    combos = _phase_combos(dims)
-    taps = [dm.max_taps for dm in dims]
-    g = cfg.groups
-    o = w.shape[-1]
-    subs = [_sub_kernel(w, dims, phases, taps) for phases in combos]
-    k = jnp.stack(subs, axis=-2)  # (*M, C/G, P, O)
-    k = k.reshape((*k.shape[:-1], g, o // g))  # (*M, C/G, P, G, O/G)
-    k = jnp.swapaxes(k, -3, -2)  # (*M, C/G, G, P, O/G): groups outermost in the channel axis
-    return k.reshape((*k.shape[:-3], g * len(combos) * (o // g))), combos
-
-
-def _split_combined(cfg: Config, z: Any, combos: list[tuple[_Phase, ...]], o: int) -> dict[tuple[int, ...], Any]:
-    """Undo :func:`_combined_kernel`'s channel layout and align each phase."""
-    dims = cfg.dims
-    g = cfg.groups
-    z = z.reshape((*z.shape[:-1], g, len(combos), o // g))
-    omin = [min(p.off for p in dm.active) for dm in dims]
-    parts = {}
-    for i, phases in enumerate(combos):
-        lo = [0] + [p.off - m for p, m in zip(phases, omin, strict=True)] + [0, i, 0]
-        hi = [z.shape[0]] + [a + dm.q for a, dm in zip(lo[1 : 1 + len(dims)], dims, strict=True)] + [g, i + 1, o // g]
-        part = lax.slice(z, lo, hi)
-        parts[tuple(p.r for p in phases)] = part.reshape((*part.shape[:-3], o))
-    return parts
-
-
-def _combined_input(cfg: Config, x: Any) -> Any:
-    dims = cfg.dims
-    omin = [min(p.off for p in dm.active) for dm in dims]
-    span = [max(p.off for p in dm.active) - m for dm, m in zip(dims, omin, strict=True)]
-    sizes = [dm.q + sp + (dm.max_taps - 1) * dm.dstep for dm, sp in zip(dims, span, strict=True)]
-    return _window(x, omin, sizes)
-
-
-def _by_subpixel_conv(cfg: Config, x: Any, w: Any) -> Any:
-    """One stride-1 convolution producing every phase as channels."""
-    dims = cfg.dims
-    n = len(dims)
-    o = w.shape[-1]
-    kern, combos = _combined_kernel(cfg, w)
-    z = lax.conv_general_dilated(
-        _combined_input(cfg, x),
-        kern,
+def _group_conv(cfg: Config, x: Any, w: Any, grp: _Group) -> Any:
+    n = len(cfg.dims)
+    return lax.conv_general_dilated(
+        _group_input(cfg, x, grp),
+        _group_kernel(cfg, w, grp),
         (1,) * n,
         [(0, 0)] * n,
-        rhs_dilation=tuple(dm.dstep for dm in dims),
+        rhs_dilation=tuple(dm.dstep for dm in cfg.dims),
         dimension_numbers=_canonical_dn(n),
         feature_group_count=cfg.groups,
         precision=cfg.precision,
         preferred_element_type=cfg.preferred_element_type,
     )
-    parts = _split_combined(cfg, z, combos, o)
+
+
+def _group_matmul(cfg: Config, x: Any, w: Any, grp: _Group) -> Any:
+    kern = _group_kernel(cfg, w, grp)
+    kern = kern.reshape((math.prod(grp.taps), *kern.shape[-2:]))
+    return _grouped_dot(cfg, _group_patches(cfg, _group_input(cfg, x, grp), grp), kern)
+
+
+def _by_groups(cfg: Config, x: Any, w: Any, *, single: bool, product: Any) -> Any:
+    o = w.shape[-1]
+    parts: dict[tuple[int, ...], Any] = {}
+    for grp in _groups(cfg, single=single):
+        parts.update(_group_split(cfg, product(cfg, x, w, grp), grp, o))
     return _interleave(cfg, parts, _phase_shape(cfg, x, o), _out_dtype(cfg, x))
 
 
-def _by_subpixel_matmul(cfg: Config, x: Any, w: Any) -> Any:
-    """The sub-pixel computation as one matrix product over stacked patches."""
+def _by_phase_convs(cfg: Config, x: Any, w: Any) -> Any:
+    """Stride-1 convolutions, one per sub-kernel shape, with the phases as channels."""
+    return _by_groups(cfg, x, w, single=False, product=_group_conv)
+
+
+def _by_subpixel_conv(cfg: Config, x: Any, w: Any) -> Any:
+    """One stride-1 convolution producing every phase as channels (zero-padded taps)."""
+    return _by_groups(cfg, x, w, single=True, product=_group_conv)
+
+
+def _by_patches(cfg: Config, x: Any, w: Any) -> Any:
+    """Stacked shifted windows times sub-kernels, one matmul per sub-kernel shape."""
+    return _by_groups(cfg, x, w, single=False, product=_group_matmul)
+
+
+def _by_col2im(cfg: Config, x: Any, w: Any) -> Any:
+    """Every input position times every kernel tap (one matmul), then scatter-add.
+
+    ``Z[n, i, k, o] = sum_c x[n, i, c] w[k, c, o]`` is one matrix product; tap
+    ``k`` of input ``i`` lands on output ``i * s - k * d + lo``, so each phase
+    is a sum of shifted windows of ``Z``'s tap slices.
+    """
     dims = cfg.dims
+    n = len(dims)
     o = w.shape[-1]
-    kern, combos = _combined_kernel(cfg, w)
-    taps = [dm.max_taps for dm in dims]
-    xe = _combined_input(cfg, x)
-    out_sizes = [size - (t - 1) * dm.dstep for size, t, dm in zip(xe.shape[1:-1], taps, dims, strict=True)]
-    slices = []
-    for js in itertools.product(*(range(t) for t in taps)):
-        lo = [0, *(j * dm.dstep for j, dm in zip(js, dims, strict=True)), 0]
-        hi = [xe.shape[0], *(a + q for a, q in zip(lo[1:-1], out_sizes, strict=True)), xe.shape[-1]]
-        slices.append(lax.slice(xe, lo, hi))
-    patches = slices[0][..., None, :] if len(slices) == 1 else jnp.stack(slices, axis=-2)
-    z = _grouped_dot(cfg, patches, kern.reshape((math.prod(taps), *kern.shape[-2:])))
-    parts = _split_combined(cfg, z, combos, o)
+    kshape = w.shape[:n]
+    if cfg.groups == 1:
+        z = lax.dot_general(
+            x,
+            w,
+            (((n + 1,), (n,)), ((), ())),
+            precision=cfg.precision,
+            preferred_element_type=cfg.preferred_element_type,
+        )  # (N, *S, *K, O)
+    else:
+        g = cfg.groups
+        xg = x.reshape((*x.shape[:-1], g, x.shape[-1] // g))
+        wg = w.reshape((*kshape, w.shape[-2], g, o // g))
+        z = lax.dot_general(
+            xg,
+            wg,
+            (((n + 2,), (n,)), ((n + 1,), (n + 1,))),
+            precision=cfg.precision,
+            preferred_element_type=cfg.preferred_element_type,
+        )  # (G, N, *S, *K, O/G)
+        z = jnp.moveaxis(z, 0, -2)
+        z = z.reshape((*z.shape[:-2], o))
+    parts = {}
+    for phases in _phase_combos(dims):
+        acc = None
+        for js in itertools.product(*(range(p.taps) for p in phases)):
+            ks = [p.k0 + j * dm.kstep for p, j, dm in zip(phases, js, dims, strict=True)]
+            idx = (slice(None),) * (n + 1) + tuple(ks)
+            zk = z[idx]  # (N, *S, O)
+            starts = [p.off + j * dm.dstep for p, j, dm in zip(phases, js, dims, strict=True)]
+            term = _window(zk, starts, [dm.q for dm in dims])
+            acc = term if acc is None else acc + term
+        parts[tuple(p.r for p in phases)] = acc
     return _interleave(cfg, parts, _phase_shape(cfg, x, o), _out_dtype(cfg, x))
 
 
@@ -467,7 +513,8 @@ def _canonical_dn(n: int) -> lax.ConvDimensionNumbers:
 _CANONICAL_FORWARD = {
     "phase": _by_phase_convs,
     "subpixel": _by_subpixel_conv,
-    "matmul": _by_subpixel_matmul,
+    "matmul": _by_patches,
+    "col2im": _by_col2im,
 }
 
 
@@ -497,7 +544,8 @@ def _forward(cfg: Config, lhs: Any, rhs: Any) -> Any:
 
 def _kernel_tangent(cfg: Config, lhs: Any, rhs_dot: Any) -> Any:
     """``f(lhs, rhs_dot)`` as matrix products, so that it transposes to matrix products."""
-    y = _by_patches(cfg, _canonical_lhs(cfg, lhs), _canonical_rhs(cfg, rhs_dot))
+    tangent = _by_col2im if cfg.method == "col2im" else _by_patches
+    y = tangent(cfg, _canonical_lhs(cfg, lhs), _canonical_rhs(cfg, rhs_dot))
     return _to_out_layout(cfg, y)
 
 

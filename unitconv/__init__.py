@@ -10,12 +10,25 @@ from importlib.metadata import PackageNotFoundError, version
 
 from jax.lax import ConvDimensionNumbers, conv_dimension_numbers
 
+from unitconv._cntk import ConvolutionTranspose
 from unitconv._functional import (
     conv,
     conv_general_dilated,
     conv_transpose,
+    conv_transpose_shape,
     conv_with_general_padding,
 )
+
+
+def __getattr__(name: str):
+    # `unitconv.linen` needs flax (the optional `[flax]` extra): import it only when asked for.
+    if name == "linen":
+        import importlib
+
+        return importlib.import_module("unitconv.linen")
+    msg = f"module 'unitconv' has no attribute {name!r}"
+    raise AttributeError(msg)
+
 
 try:
     __version__ = version("jax-unitconv")
@@ -24,10 +37,12 @@ except PackageNotFoundError:  # pragma: no cover - running from a source tree
 
 __all__ = (
     "ConvDimensionNumbers",
+    "ConvolutionTranspose",
     "__version__",
     "conv",
     "conv_dimension_numbers",
     "conv_general_dilated",
     "conv_transpose",
+    "conv_transpose_shape",
     "conv_with_general_padding",
 )

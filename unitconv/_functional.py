@@ -14,6 +14,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
+import numpy as np
 from jax import lax
 
 from unitconv import _checks, _transpose, _units
@@ -296,20 +297,6 @@ def conv_with_general_padding(
     )
 
 
-def _transpose_padding(fn: str, padding: Any, n: int) -> str | tuple[tuple[int, int], ...]:
-    """conv_transpose's padding: exactly 'SAME' or 'VALID', or explicit pairs."""
-    if isinstance(padding, str):
-        if padding not in ("SAME", "VALID"):
-            hint = f" Did you mean {padding.upper()!r}?" if padding.upper() in ("SAME", "VALID") else ""
-            msg = (
-                f"{fn}: `padding` must be 'SAME', 'VALID' or a sequence of {n} (low, high) "
-                f"integer pairs, got {padding!r}.{hint}"
-            )
-            raise ValueError(msg)
-        return padding
-    return _checks.padding_pairs(fn, padding, n)
-
-
 def conv_transpose(
     lhs: Any,
     rhs: Any,
@@ -322,12 +309,17 @@ def conv_transpose(
     preferred_element_type: Any = None,
     use_consistent_padding: bool = False,
     *,
+    output_padding: int | Sequence[int] | None = None,
+    output_shape: Sequence[int] | None = None,
+    feature_group_count: int = 1,
     out_unit: Any = None,
 ) -> Any:
     """N-d transposed ("fractionally strided") convolution of quantities.
 
-    Unit-aware :func:`jax.lax.conv_transpose`: the mantissas go to jax.lax
-    unchanged and the result carries ``unit(lhs) * unit(rhs)``.
+    Unit-aware :func:`jax.lax.conv_transpose`, plus output padding, a
+    requested output shape, feature groups and circular padding. The result
+    carries ``unit(lhs) * unit(rhs)``. Without the keyword-only extras, the
+    mantissa is bitwise jax.lax.conv_transpose's (same jaxpr).
 
     Parameters
     ----------
@@ -339,8 +331,10 @@ def conv_transpose(
         ``n`` positive strides (the upsampling factors).
     padding : str or sequence of (int, int)
         ``'SAME'`` or ``'VALID'`` (the padding of the forward convolution
-        being transposed), or ``n`` explicit ``(low, high)`` pairs, which are
-        the padding of the dilated input unless ``use_consistent_padding``.
+        being transposed), ``'CIRCULAR'`` (periodic boundaries, as in
+        ``flax.linen.ConvTranspose``; the output has ``lhs size * stride``
+        elements), or ``n`` explicit ``(low, high)`` pairs, which are the
+        padding of the dilated input unless ``use_consistent_padding``.
     rhs_dilation : sequence of int, optional
         ``n`` positive kernel dilation factors.
     dimension_numbers : None, ConvDimensionNumbers or tuple of str, optional
@@ -348,14 +342,35 @@ def conv_transpose(
         ``('NHC', 'HIO', 'NHC')``, ``('NHWC', 'HWIO', 'NHWC')`` or
         ``('NHWDC', 'HWDIO', 'NHWDC')``.
     transpose_kernel : bool, optional
-        Flip the kernel's spatial axes and swap its I and O axes, giving the
-        gradient of the forward convolution with kernel ``rhs``
+        Flip the kernel's spatial axes and swap its I and O axes: ``rhs`` is
+        then the kernel of the forward convolution whose gradient this is
         (Keras/PyTorch convention).
     precision, preferred_element_type : optional
         Passed to jax.lax unchanged.
     use_consistent_padding : bool, optional
         Interpret explicit pairs as the forward convolution's padding, as in
         PyTorch (jax's flag of the same name).
+    output_padding : int or sequence of int, optional
+        Extra output elements at the high end of each spatial dimension, as
+        in PyTorch and Keras: the high-side padding is raised by this much,
+        so the new elements are computed values, not zeros. Each entry must
+        be in ``[0, max(stride, rhs_dilation))``. Not with ``'CIRCULAR'``.
+    output_shape : sequence of int, optional
+        The spatial output shape wanted (as CNTK's and TF's
+        ``output_shape``). With ``'SAME'``/``'VALID'`` the result is exactly
+        the vjp of the forward :func:`conv_general_dilated` (same strides,
+        padding string and rhs_dilation) whose input has this spatial shape;
+        the shape must be one that forward convolution maps back onto lhs's
+        spatial shape. With explicit pairs it means ``output_padding =
+        output_shape - default size``. At most one of ``output_padding`` and
+        ``output_shape``.
+    feature_group_count : int, optional
+        Grouped (``g`` groups) or depthwise transposed convolution. With
+        ``transpose_kernel=True``, rhs is the forward grouped convolution's
+        kernel: O = lhs features, I = output features / g (PyTorch's
+        ``(in, out / g, *k)`` weight with an ``'OI...'`` rhs spec). With
+        ``transpose_kernel=False``, rhs is grouped as in
+        conv_general_dilated: I = lhs features / g, O = output features.
     out_unit : saiunit.Unit, optional
         Return the result in this unit.
 
@@ -363,13 +378,20 @@ def conv_transpose(
     -------
     Quantity or jax.Array
         A Quantity in ``unit(lhs) * unit(rhs)`` (or ``out_unit``) if either
-        operand is a Quantity or ``out_unit`` is given; otherwise exactly
-        what jax.lax.conv_transpose returns.
+        operand is a Quantity or ``out_unit`` is given; otherwise the plain
+        array. Its shape is :func:`conv_transpose_shape`'s.
 
     Raises
     ------
-    TypeError, ValueError, saiunit.DimensionMismatchError
-        As for :func:`conv_general_dilated`, before anything is computed.
+    TypeError
+        For a wrong kind of argument, or both ``output_padding`` and
+        ``output_shape``.
+    ValueError
+        For wrong ranks, lengths, feature counts or groups, an
+        ``output_padding`` out of range, or an unreachable ``output_shape``
+        (the message states the valid range).
+    saiunit.DimensionMismatchError
+        If ``out_unit`` has the wrong dimension.
 
     Examples
     --------
@@ -383,50 +405,110 @@ def conv_transpose(
     Unit("pA")
     >>> i.mantissa[0, :, 0].tolist()
     [1.0, 1.0, 1.0, 1.0, 1.0, 1.0]
+    >>> unitconv.conv_transpose(v, g, (2,), "SAME", output_shape=(5,)).shape
+    (1, 5, 1)
+    >>> unitconv.conv_transpose(v, g, (2,), "CIRCULAR").mantissa[0, :, 0].tolist()
+    [1.0, 1.0, 1.0, 1.0, 1.0, 1.0]
     """
     fn = "conv_transpose"
     lhs_m, lhs_unit = _units.split(fn, "lhs", lhs)
     rhs_m, rhs_unit = _units.split(fn, "rhs", rhs)
     result = _units.product_unit(fn, lhs_unit, rhs_unit, out_unit)
-    lhs_shape, rhs_shape = tuple(lhs_m.shape), tuple(rhs_m.shape)
-    n = _checks.check_ranks(fn, lhs_shape, rhs_shape)
-    if dimension_numbers is None and len(lhs_shape) not in _transpose.DEFAULT_DIMENSION_NUMBERS:
-        msg = (
-            f"{fn}: there is no default `dimension_numbers` for operands of rank {len(lhs_shape)} "
-            "(defaults exist for ranks 2 to 5); pass dimension_numbers explicitly."
-        )
-        raise ValueError(msg)
-    dn = _checks.dimension_numbers(
-        fn, lhs_shape, rhs_shape, dimension_numbers, default=_transpose.DEFAULT_DIMENSION_NUMBERS.get(len(lhs_shape))
-    )
-    strides_ = _checks.positive_ints(fn, "strides", strides, n, allow_none=False)
-    rhs_dil = _checks.positive_ints(fn, "rhs_dilation", rhs_dilation, n)
-    pads = _transpose_padding(fn, padding, n)
-    transpose_kernel = _checks.bool_flag(fn, "transpose_kernel", transpose_kernel)
-    use_consistent_padding = _checks.bool_flag(fn, "use_consistent_padding", use_consistent_padding)
-    c_in = lhs_shape[dn.lhs_spec[1]]
-    # With transpose_kernel, the kernel's O axis becomes its input-feature axis.
-    k_axis, k_name = (dn.rhs_spec[0], "output") if transpose_kernel else (dn.rhs_spec[1], "input")
-    if rhs_shape[k_axis] != c_in:
-        msg = (
-            f"{fn}: rhs {k_name}-feature size (={rhs_shape[k_axis]}) must equal the lhs feature size "
-            f"(={c_in}) with transpose_kernel={transpose_kernel}; shapes lhs {lhs_shape}, rhs {rhs_shape}."
-        )
-        raise ValueError(msg)
-    kernel_spatial = [rhs_shape[i] for i in dn.rhs_spec[2:]]
-    explicit = _transpose.explicit_pads(kernel_spatial, strides_, pads, rhs_dil, use_consistent_padding)
-    lhs_spatial = [lhs_shape[i] for i in dn.lhs_spec[2:]]
-    _checks.check_padded_sizes(fn, lhs_spatial, explicit, strides_)
-    out = _transpose.conv_transpose_lax(
-        lhs_m,
-        rhs_m,
-        strides_,
-        pads,
-        rhs_dil,
-        dn,
+    plan = _transpose.plan_transpose(
+        fn,
+        lhs_m.shape,
+        rhs_m.shape,
+        strides,
+        padding,
+        rhs_dilation,
+        dimension_numbers,
         transpose_kernel,
-        precision,
-        preferred_element_type,
         use_consistent_padding,
+        output_padding,
+        output_shape,
+        feature_group_count,
     )
+    out = _transpose.run_plan(lhs_m, rhs_m, plan, precision, preferred_element_type)
     return _units.attach(out, result)
+
+
+def _shape_arg(fn: str, name: str, value: Any) -> tuple[int, ...]:
+    """A shape given as a sequence of non-negative ints."""
+    _checks.reject_quantity(fn, name, value)
+    if isinstance(value, str) or not isinstance(value, Sequence | np.ndarray):
+        hint = " Pass `x.shape` rather than the array itself." if hasattr(value, "shape") else ""
+        msg = f"{fn}: `{name}` must be a sequence of non-negative integers, got {type(value).__name__}.{hint}"
+        raise TypeError(msg)
+    shape = tuple(_checks.as_int(fn, f"{name}[{i}]", v) for i, v in enumerate(value))
+    for i, v in enumerate(shape):
+        if v < 0:
+            msg = f"{fn}: `{name}`[{i}] must be a non-negative integer, got {v}."
+            raise ValueError(msg)
+    return shape
+
+
+def conv_transpose_shape(
+    lhs_shape: Sequence[int],
+    rhs_shape: Sequence[int],
+    strides: Sequence[int],
+    padding: str | Sequence[tuple[int, int]],
+    rhs_dilation: Sequence[int] | None = None,
+    dimension_numbers: Any = None,
+    transpose_kernel: bool = False,
+    use_consistent_padding: bool = False,
+    *,
+    output_padding: int | Sequence[int] | None = None,
+    output_shape: Sequence[int] | None = None,
+    feature_group_count: int = 1,
+) -> tuple[int, ...]:
+    """Full output shape of :func:`conv_transpose`, computing nothing.
+
+    Takes the shapes of ``lhs`` and ``rhs`` and the same arguments as
+    :func:`conv_transpose` (without precision and dtype, which do not change
+    the shape), and runs the same checks, with the same messages.
+
+    Parameters
+    ----------
+    lhs_shape, rhs_shape : sequence of int
+        Shapes of the input and of the kernel.
+    strides, padding, rhs_dilation, dimension_numbers, transpose_kernel, use_consistent_padding
+        As for :func:`conv_transpose`.
+    output_padding, output_shape, feature_group_count
+        As for :func:`conv_transpose`.
+
+    Returns
+    -------
+    tuple of int
+        The output shape, in the output layout of ``dimension_numbers``.
+
+    Raises
+    ------
+    TypeError, ValueError
+        Exactly as :func:`conv_transpose` would, before anything is computed.
+
+    Examples
+    --------
+    >>> import unitconv
+    >>> unitconv.conv_transpose_shape((8, 16, 16, 3), (4, 4, 3, 5), (2, 2), "SAME")
+    (8, 32, 32, 5)
+    >>> unitconv.conv_transpose_shape((8, 16, 16, 3), (4, 4, 3, 5), (2, 2), "VALID", output_padding=1)
+    (8, 35, 35, 5)
+    """
+    fn = "conv_transpose_shape"
+    lhs_shape = _shape_arg(fn, "lhs_shape", lhs_shape)
+    rhs_shape = _shape_arg(fn, "rhs_shape", rhs_shape)
+    plan = _transpose.plan_transpose(
+        fn,
+        lhs_shape,
+        rhs_shape,
+        strides,
+        padding,
+        rhs_dilation,
+        dimension_numbers,
+        transpose_kernel,
+        use_consistent_padding,
+        output_padding,
+        output_shape,
+        feature_group_count,
+    )
+    return plan.out_shape

@@ -103,3 +103,30 @@ def attach(mantissa: Any, result: ResultUnit) -> Any:
     if result.out_unit == result.unit:  # same dimension and scale: relabel only, no arithmetic
         return Quantity(mantissa, unit=result.out_unit)
     return Quantity(mantissa, unit=result.unit).in_unit(result.out_unit)
+
+
+def add(fn: str, a: Any, b: Any) -> Any:
+    """``a + b`` for two values of one dimension, in ``a``'s unit (a layer's bias).
+
+    ``b`` is converted to ``a``'s unit and the mantissas are added, so with
+    equal units the sum is exactly the plain-array sum. (saiunit's own ``+``
+    also formats both operands into an error message on every call, which
+    costs a device round trip per element on eager arrays.)
+
+    Raises
+    ------
+    DimensionMismatchError
+        If the dimensions differ.
+    """
+    a_unit = a.unit if isinstance(a, Quantity) else None
+    b_unit = b.unit if isinstance(b, Quantity) else None
+    au = Unit() if a_unit is None else a_unit
+    bu = Unit() if b_unit is None else b_unit
+    if au.dim != bu.dim:
+        msg = f"{fn}: cannot add a value in {_show(b_unit)} to one in {_show(a_unit)}: their dimensions differ."
+        raise DimensionMismatchError(msg)
+    b_m = b.mantissa if b_unit is not None else b
+    if bu != au:
+        b_m = Quantity(b_m, unit=bu).in_unit(au).mantissa
+    total = (a.mantissa if a_unit is not None else a) + b_m
+    return total if a_unit is None else Quantity(total, unit=a_unit)

@@ -1,0 +1,826 @@
+"""conv_transpose beyond jax.lax: output_padding, output_shape, groups, CIRCULAR, conv_transpose_shape.
+
+Oracles, none of them unitconv: the vjp of the forward jax.lax convolution,
+jax.lax.conv_transpose with explicitly raised padding, a per-group loop of
+jax.lax.conv_transpose, hand-computed ones-kernel results, a direct NumPy
+periodic-sum loop and flax.linen.ConvTranspose itself.
+"""
+
+from __future__ import annotations
+
+import itertools
+
+import flax.linen as nn
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+import saiunit as u
+from jax import lax
+
+import unitconv
+
+CHANNELS_LAST = {1: ("NHC", "HIO", "NHC"), 2: ("NHWC", "HWIO", "NHWC"), 3: ("NHWDC", "HWDIO", "NHWDC")}
+CHANNELS_FIRST = {1: ("NCH", "OIH", "NCH"), 2: ("NCHW", "OIHW", "NCHW"), 3: ("NCHWD", "OIHWD", "NCHWD")}
+
+
+def randn(rng, shape):
+    return jnp.asarray(rng.standard_normal(shape), dtype=jnp.float32)
+
+
+def assert_close(actual, expected):
+    """float32 agreement, relative to the largest expected magnitude."""
+    actual, expected = np.asarray(actual), np.asarray(expected)
+    assert actual.shape == expected.shape
+    scale = max(1.0, float(np.max(np.abs(expected), initial=0.0)))
+    np.testing.assert_allclose(actual, expected, rtol=1e-5, atol=1e-5 * scale)
+
+
+def dilated(k, d):
+    return d * (k - 1) + 1
+
+
+def forward_conv(x, w, strides, padding, dil, dn, groups=1):
+    """The forward convolution whose adjoint a transposed convolution is."""
+    return lax.conv_general_dilated(
+        x, w, strides, padding, rhs_dilation=dil, dimension_numbers=dn, feature_group_count=groups
+    )
+
+
+def vjp_oracle(ct, w, x_shape, strides, padding, dil, dn, groups=1):
+    """d<ct, forward(x)>/dx at an input of shape ``x_shape``: the transposed convolution."""
+
+    @jax.jit  # one compile for the whole pullback instead of one per eager op
+    def pullback_of(ct, w):
+        x0 = jnp.zeros(x_shape, jnp.float32)
+        y, pullback = jax.vjp(lambda x: forward_conv(x, w, strides, padding, dil, dn, groups), x0)
+        assert y.shape == ct.shape, "oracle misuse: the forward conv does not map x_shape onto the cotangent"
+        return pullback(ct)[0]
+
+    return pullback_of(ct, w)
+
+
+def reachable_sizes(n, k, s, d, padding, scan):
+    """Forward input sizes m (in [0, scan)) that the forward conv maps onto n (jax's own shape rule)."""
+    return [m for m in range(scan) if lax.conv_shape_tuple((1, 1, m), (1, 1, dilated(k, d)), (s,), padding)[2] == n]
+
+
+def swap_and_flip(w, dn_rhs):
+    """A kernel given in forward form, turned into the transpose_kernel=False form (jax's definition)."""
+    spatial = [i for i, c in enumerate(dn_rhs) if c not in "OI"]
+    w = np.flip(np.asarray(w), spatial)
+    return jnp.asarray(np.swapaxes(w, dn_rhs.index("O"), dn_rhs.index("I")))
+
+
+def shape_of_call(lhs, rhs, *args, **kwargs):
+    """conv_transpose_shape for a conv_transpose call's arguments."""
+    shape_kwargs = {k: v for k, v in kwargs.items() if k not in ("precision", "preferred_element_type", "out_unit")}
+    return unitconv.conv_transpose_shape(lhs.shape, rhs.shape, *args, **shape_kwargs)
+
+
+def call_both(lhs, rhs, *args, **kwargs):
+    """conv_transpose's result (jitted: one compile), after checking that conv_transpose_shape predicts its shape."""
+    out = jax.jit(lambda a, b: unitconv.conv_transpose(a, b, *args, **kwargs))(lhs, rhs)
+    assert shape_of_call(lhs, rhs, *args, **kwargs) == out.shape
+    return out
+
+
+# --- output_shape against the vjp oracle ---------------------------------------------
+
+
+@pytest.mark.parametrize("padding", ["SAME", "VALID"])
+@pytest.mark.parametrize("d", [1, 2])
+@pytest.mark.parametrize("k", [1, 2, 3, 4, 5])
+@pytest.mark.parametrize("s", [1, 2, 3, 4])
+def test_output_shape_1d_every_reachable_size_is_the_vjp(s, k, d, padding):
+    rng = np.random.default_rng(1000 * s + 100 * k + 10 * d + len(padding))
+    n, c_in, c_out = 3, 2, 3
+    scan = n * s + dilated(k, d) + s + 2
+    sizes = reachable_sizes(n, k, s, d, padding, scan)
+    assert len(sizes) == s, "stride s leaves s candidate sizes"
+    dn = CHANNELS_LAST[1]
+    w = randn(rng, (k, c_out, c_in))  # forward kernel: I = output features, O = lhs features
+    w_swapped = swap_and_flip(w, "HIO")  # the transpose_kernel=False form of the same kernel
+    ct = randn(rng, (2, n, c_in))
+    mid = sizes[len(sizes) // 2]
+
+    def compute(ct_q, w_q, w_swapped):
+        pairs = []
+        for m in sizes:
+            expected = vjp_oracle(ct_q.mantissa, w_q.mantissa, (2, m, c_out), (s,), padding, (d,), dn)
+            out = unitconv.conv_transpose(ct_q, w_q, (s,), padding, (d,), transpose_kernel=True, output_shape=(m,))
+            pairs.append((out, expected))
+        # transpose_kernel=False: the forward kernel is rhs flipped and I/O-swapped.
+        out = unitconv.conv_transpose(ct_q.mantissa, w_swapped, (s,), padding, (d,), output_shape=[mid])
+        return pairs, (out, pairs[len(sizes) // 2][1])
+
+    pairs, unflipped = jax.jit(compute)(ct * u.mV, w * u.nS, w_swapped)
+    for m, (out, expected) in zip(sizes, pairs, strict=True):
+        assert out.unit == u.mV * u.nS
+        assert shape_of_call(ct, w, (s,), padding, (d,), transpose_kernel=True, output_shape=(m,)) == out.shape
+        assert_close(out.mantissa, expected)
+    assert_close(*unflipped)
+    # The sizes just outside the range, and 0, are rejected; the message states the reachable range.
+    for m in {sizes[0] - 1, sizes[-1] + 1, 0} - {-1, *sizes}:
+        with pytest.raises(
+            ValueError, match=rf"`output_shape`\[0\] \(={m}\) is not reachable.*\[{sizes[0]}, {sizes[-1]}\]"
+        ):
+            unitconv.conv_transpose_shape(
+                ct.shape, w.shape, (s,), padding, (d,), transpose_kernel=True, output_shape=(m,)
+            )
+
+
+def _sampled_nd_cases(ndim, count, seed):
+    rng = np.random.default_rng(seed)
+    cases = []
+    for i in range(count):
+        s = tuple(int(v) for v in rng.integers(1, 5, ndim))
+        k = tuple(int(v) for v in rng.integers(1, 6, ndim))
+        d = tuple(int(v) for v in rng.integers(1, 3, ndim))
+        cases.append((ndim, s, k, d, ("SAME", "VALID")[i % 2], i % 3 == 0))
+    return cases
+
+
+@pytest.mark.parametrize(
+    ("ndim", "s", "k", "d", "padding", "channels_first"), _sampled_nd_cases(2, 8, 2) + _sampled_nd_cases(3, 4, 3)
+)
+def test_output_shape_nd_sampled_sizes_are_the_vjp(ndim, s, k, d, padding, channels_first):
+    rng = np.random.default_rng(sum(s) + 10 * sum(k) + 100 * sum(d))
+    n, c_in, c_out = 2, 2, 3
+    ranges = []
+    for ki, si, di in zip(k, s, d, strict=True):
+        sizes = reachable_sizes(n, ki, si, di, padding, n * si + dilated(ki, di) + si + 1)
+        ranges.append((sizes[0], sizes[-1]))
+    corners = [tuple(r[0] for r in ranges), tuple(r[1] for r in ranges)]
+    corners.append(tuple(int(rng.integers(lo, hi + 1)) for lo, hi in ranges))
+    dn = (CHANNELS_FIRST if channels_first else CHANNELS_LAST)[ndim]
+    lhs_spec, rhs_spec, _ = dn
+
+    def layout(spec, sizes):
+        return tuple(sizes[c] for c in spec)
+
+    spatial_chars = [c for c in lhs_spec if c not in "NC"]
+    w = randn(rng, layout(rhs_spec, {"O": c_in, "I": c_out, **{c: ki for c, ki in zip(spatial_chars, k, strict=True)}}))
+    ct = randn(rng, layout(lhs_spec, {"N": 1, "C": c_in, **dict.fromkeys(spatial_chars, n)}))
+
+    def compute(ct, w):
+        return [
+            (
+                unitconv.conv_transpose(ct, w, s, padding, d, dn, True, output_shape=shape),
+                vjp_oracle(
+                    ct,
+                    w,
+                    layout(lhs_spec, {"N": 1, "C": c_out, **dict(zip(spatial_chars, shape, strict=True))}),
+                    s,
+                    padding,
+                    d,
+                    dn,
+                ),
+            )
+            for shape in corners
+        ]
+
+    for shape, (out, expected) in zip(corners, jax.jit(compute)(ct, w), strict=True):
+        assert shape_of_call(ct, w, s, padding, d, dn, True, output_shape=shape) == out.shape
+        assert_close(out, expected)
+
+
+def _full_grid_nd_cases(ndim):
+    """Every (stride 1-4, kernel 1-5, dilation 1-2, padding) configuration, ``ndim`` to a test case.
+
+    The configurations are dealt out across the spatial axes of ``ndim``-D cases, so that the
+    whole grid is covered in 2-D and in 3-D with one compile per case.
+    """
+    grid = [
+        (s, k, d, padding)
+        for padding in ("SAME", "VALID")
+        for s in (1, 2, 3, 4)
+        for k in (1, 2, 3, 4, 5)
+        for d in (1, 2)
+    ]
+    # Padding is per call, not per axis: deal each padding's configurations separately.
+    cases = []
+    for padding in ("SAME", "VALID"):
+        configs = [c[:3] for c in grid if c[3] == padding]
+        for start in range(0, len(configs), ndim):
+            chunk = configs[start : start + ndim]
+            chunk += configs[: ndim - len(chunk)]  # wrap the last chunk around
+            s, k, d = (tuple(col) for col in zip(*chunk, strict=True))
+            cases.append(pytest.param(ndim, s, k, d, padding, id=f"{ndim}d-{padding}-s{s}-k{k}-d{d}"))
+    return cases
+
+
+@pytest.mark.parametrize(("ndim", "s", "k", "d", "padding"), _full_grid_nd_cases(2) + _full_grid_nd_cases(3))
+def test_output_shape_nd_every_reachable_size_is_the_vjp(ndim, s, k, d, padding):
+    """Whole grid in 2-D and 3-D: every reachable size appears on every axis (sizes rotated)."""
+    rng = np.random.default_rng(sum(s) + 10 * sum(k) + 100 * sum(d) + ndim)
+    n, c_in, c_out = 2, 2, 1
+    per_axis = [
+        reachable_sizes(n, ki, si, di, padding, n * si + dilated(ki, di) + si + 1)
+        for ki, si, di in zip(k, s, d, strict=True)
+    ]
+    count = max(len(v) for v in per_axis)
+    shapes = [tuple(v[j % len(v)] for v in per_axis) for j in range(count)]
+    dn = CHANNELS_LAST[ndim]
+    w = randn(rng, (*k, c_out, c_in))  # forward kernel: I = output features, O = lhs features
+    ct = randn(rng, (1, *(n,) * ndim, c_in))
+
+    def compute(ct, w):
+        return [
+            (
+                unitconv.conv_transpose(ct, w, s, padding, d, transpose_kernel=True, output_shape=shape),
+                vjp_oracle(ct.mantissa, w.mantissa, (1, *shape, c_out), s, padding, d, dn),
+            )
+            for shape in shapes
+        ]
+
+    for shape, (out, expected) in zip(shapes, jax.jit(compute)(ct * u.mV, w * u.nS), strict=True):
+        assert out.unit == u.pA
+        assert out.shape == (1, *shape, c_out)
+        assert_close(out.mantissa, expected)
+
+
+# --- output_padding -----------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("lhs", "k", "s", "d", "padding", "op", "expected"),
+    [
+        # dilated lhs [1 0 2 0 3], 'SAME' pads (2, 1) raised to (2, 2), ones(3) window sums:
+        ([1, 2, 3], 3, 2, 1, "SAME", 0, [1, 1, 3, 2, 5, 3]),
+        ([1, 2, 3], 3, 2, 1, "SAME", 1, [1, 1, 3, 2, 5, 3, 3]),
+        # dilated lhs [1 0 0 2], 'VALID' pads (1, 2) raised to (1, 4):
+        ([1, 2], 2, 3, 1, "VALID", 2, [1, 1, 0, 2, 2, 0, 0, 0]),
+        # kernel [1 0 0 1] (k=2, dilation 3), stride 1: 'SAME' pads (2, 1) raised to (2, 3);
+        # output_padding may reach rhs_dilation - 1 = 2 although the stride is 1.
+        ([1, 2], 2, 1, 3, "SAME", 2, [2, 0, 1, 2]),
+        # explicit pairs: padded lhs [0 1 0 2 0 3 0 0] (pads (1, 1) raised to (1, 2)), ones(2):
+        ([1, 2, 3], 2, 2, 1, [(1, 1)], 1, [1, 1, 2, 2, 3, 3, 0]),
+    ],
+)
+def test_output_padding_ones_kernel_by_hand(lhs, k, s, d, padding, op, expected):
+    x = jnp.asarray(lhs, jnp.float32).reshape(1, -1, 1) * u.mV
+    w = jnp.ones((k, 1, 1), jnp.float32) * u.nS
+    out = call_both(x, w, (s,), padding, (d,), output_padding=op)
+    assert out.unit == u.pA
+    np.testing.assert_array_equal(np.asarray(out.mantissa)[0, :, 0], np.asarray(expected, np.float32))
+
+
+def test_output_padding_ones_kernel_2d_by_hand():
+    # Separable: ones lhs and ones kernel give the outer product of the 1-D results.
+    x = jnp.ones((1, 3, 2, 1), jnp.float32)
+    w = jnp.ones((3, 3, 1, 1), jnp.float32)
+    out = call_both(x, w, (2, 2), "SAME", output_padding=(1, 1))
+    rows = [1, 1, 2, 1, 2, 1, 1]  # dilated [1 0 1 0 1], pads (2, 2)
+    cols = [1, 1, 2, 1, 1]  # dilated [1 0 1], pads (2, 2)
+    np.testing.assert_array_equal(np.asarray(out)[0, :, :, 0], np.outer(rows, cols).astype(np.float32))
+
+
+@pytest.mark.parametrize("transpose_kernel", [False, True])
+@pytest.mark.parametrize(
+    ("s", "k", "d", "padding", "consistent", "op"),
+    [
+        ((2, 3), (3, 2), (1, 1), "SAME", False, (1, 2)),
+        ((2, 1), (4, 3), (1, 2), "VALID", False, (1, 1)),
+        ((3, 2), (2, 3), (2, 1), ((1, 2), (0, 1)), False, (2, 1)),
+        ((2, 2), (3, 3), (1, 1), ((1, 1), (0, 2)), True, (1, 0)),
+    ],
+)
+def test_output_padding_raises_high_padding(s, k, d, padding, consistent, op, transpose_kernel):
+    """Against jax.lax.conv_transpose given the explicit pads jax computes, high side raised by op."""
+    rng = np.random.default_rng(7)
+    lhs = randn(rng, (2, 4, 3, 3))
+    rhs = randn(rng, (*k, 2, 3) if transpose_kernel else (*k, 3, 2))
+    # The explicit pads jax.lax.conv_transpose itself computes, read off its jaxpr.
+    jaxpr = jax.make_jaxpr(
+        lambda a, b: lax.conv_transpose(a, b, s, padding, d, None, transpose_kernel, use_consistent_padding=consistent)
+    )(lhs, rhs)
+    (conv_eqn,) = [e for e in jaxpr.eqns if e.primitive.name == "conv_general_dilated"]
+    base = conv_eqn.params["padding"]
+    raised = [(lo, hi + o) for (lo, hi), o in zip(base, op, strict=True)]
+    expected = lax.conv_transpose(lhs, rhs, s, raised, d, None, transpose_kernel)
+    out = call_both(
+        lhs, rhs, s, padding, d, None, transpose_kernel, use_consistent_padding=consistent, output_padding=op
+    )
+    np.testing.assert_array_equal(np.asarray(out), np.asarray(expected))
+    # output_shape with explicit pairs means output_padding = output_shape - default size.
+    if not isinstance(padding, str):
+        default = lax.conv_transpose(lhs, rhs, s, padding, d, None, transpose_kernel, use_consistent_padding=consistent)
+        shape = tuple(size + o for size, o in zip(default.shape[1:3], op, strict=True))
+        by_shape = call_both(
+            lhs, rhs, s, padding, d, None, transpose_kernel, use_consistent_padding=consistent, output_shape=shape
+        )
+        np.testing.assert_array_equal(np.asarray(by_shape), np.asarray(expected))
+
+
+@pytest.mark.parametrize("padding", ["SAME", "VALID", [(2, 1)]])
+def test_zero_output_padding_and_default_output_shape_are_plain_lax(padding):
+    rng = np.random.default_rng(3)
+    lhs, rhs = randn(rng, (2, 5, 3)), randn(rng, (4, 3, 2))
+    expected = np.asarray(lax.conv_transpose(lhs, rhs, (3,), padding))
+    for extra in ({"output_padding": 0}, {"output_shape": expected.shape[1:2]}, {"feature_group_count": 1}):
+        np.testing.assert_array_equal(np.asarray(call_both(lhs, rhs, (3,), padding, **extra)), expected)
+
+
+@pytest.mark.parametrize("transpose_kernel", [False, True])
+@pytest.mark.parametrize(
+    ("padding", "consistent"),
+    [("SAME", False), ("VALID", True), ([(2, 1), (0, 3)], False), ([(1, 0), (2, 1)], True)],
+)
+def test_plain_call_keeps_lax_jaxpr_and_bits(padding, consistent, transpose_kernel):
+    """Without the new keywords, the computation is jax.lax.conv_transpose's, op for op."""
+    rng = np.random.default_rng(2)
+    lhs = randn(rng, (2, 4, 5, 3))
+    rhs = randn(rng, (3, 2, 2, 3) if transpose_kernel else (3, 2, 3, 2))
+    args = ((2, 3), padding, (1, 2), None, transpose_kernel)
+    kwargs = {"use_consistent_padding": consistent}
+    ours = jax.make_jaxpr(lambda a, b: unitconv.conv_transpose(a, b, *args, **kwargs))(lhs * u.mV, rhs * u.nS)
+    theirs = jax.make_jaxpr(lambda a, b: lax.conv_transpose(a, b, *args, **kwargs))(lhs, rhs)
+    assert str(ours) == str(theirs)
+    out = unitconv.conv_transpose(lhs * u.mV, rhs * u.nS, *args, feature_group_count=1, **kwargs)
+    np.testing.assert_array_equal(np.asarray(out.mantissa), np.asarray(lax.conv_transpose(lhs, rhs, *args, **kwargs)))
+
+
+def test_plan_is_hashable_and_shared_by_the_shape_helper():
+    from unitconv import _transpose
+
+    args = ((1, 4, 2), (3, 2, 6), (2,), "SAME", None, None, False, False, 1, None, 1)
+    plan = _transpose.plan_transpose("conv_transpose", *args)
+    assert hash(plan) == hash(_transpose.plan_transpose("conv_transpose", *args))
+    assert plan.out_shape == unitconv.conv_transpose_shape((1, 4, 2), (3, 2, 6), (2,), "SAME", output_padding=1)
+    assert plan.out_shape == (1, 9, 6)
+
+
+# --- feature groups -------------------------------------------------------------------------
+
+
+GROUP_CASES = [
+    # (ndim, c_in, c_out, groups, stride, k, dil, padding)
+    (1, 4, 6, 2, 2, 3, 1, "SAME"),
+    (1, 6, 6, 3, 3, 4, 2, "VALID"),
+    (1, 4, 8, 4, 2, 3, 1, "SAME"),  # depthwise, channel multiplier 2
+    (2, 4, 4, 4, 2, 3, 1, "VALID"),  # depthwise
+    (2, 6, 4, 2, 2, 2, 2, "SAME"),
+]
+
+
+@pytest.mark.parametrize(("ndim", "c_in", "c_out", "g", "s", "k", "d", "padding"), GROUP_CASES)
+def test_groups_transpose_kernel_is_vjp_of_grouped_conv(ndim, c_in, c_out, g, s, k, d, padding):
+    rng = np.random.default_rng(11 * g + s)
+    n = 3
+    dn = CHANNELS_LAST[ndim]
+    w = randn(rng, (k,) * ndim + (c_out // g, c_in))  # forward grouped kernel: I = c_out / g, O = c_in
+    ct = randn(rng, (2,) + (n,) * ndim + (c_in,))
+    m = n * s if padding == "SAME" else (n - 1) * s + dilated(k, d)
+    expected = vjp_oracle(ct, w, (2,) + (m,) * ndim + (c_out,), (s,) * ndim, padding, (d,) * ndim, dn, g)
+    out = call_both(ct * u.mV, w * u.nS, (s,) * ndim, padding, (d,) * ndim, None, True, feature_group_count=g)
+    assert out.unit == u.mV * u.nS
+    assert_close(out.mantissa, expected)
+    # Also with another requested shape (a different forward input that maps onto n).
+    m2 = m + (-1 if padding == "SAME" else 1) * (s - 1)
+    shape = (m2,) * ndim
+    expected = vjp_oracle(ct, w, (2, *shape, c_out), (s,) * ndim, padding, (d,) * ndim, dn, g)
+    out = call_both(ct, w, (s,) * ndim, padding, (d,) * ndim, None, True, output_shape=shape, feature_group_count=g)
+    assert_close(out, expected)
+
+
+@pytest.mark.parametrize("transpose_kernel", [False, True])
+@pytest.mark.parametrize(("ndim", "c_in", "c_out", "g", "s", "k", "d", "padding"), GROUP_CASES)
+def test_groups_equal_per_group_lax_loop(ndim, c_in, c_out, g, s, k, d, padding, transpose_kernel):
+    rng = np.random.default_rng(5 * g + k)
+    lhs = randn(rng, (2,) + (3,) * ndim + (c_in,))
+    if transpose_kernel:
+        rhs = randn(rng, (k,) * ndim + (c_out // g, c_in))  # O (last axis) = lhs features, grouped
+        parts = [rhs[..., i * c_in // g : (i + 1) * c_in // g] for i in range(g)]
+    else:
+        rhs = randn(rng, (k,) * ndim + (c_in // g, c_out))  # I = lhs features / g, O grouped
+        parts = [rhs[..., i * c_out // g : (i + 1) * c_out // g] for i in range(g)]
+    args = ((s,) * ndim, padding, (d,) * ndim, None, transpose_kernel)
+    expected = jnp.concatenate(
+        [lax.conv_transpose(lhs[..., i * c_in // g : (i + 1) * c_in // g], parts[i], *args) for i in range(g)], axis=-1
+    )
+    assert_close(call_both(lhs, rhs, *args, feature_group_count=g), expected)
+
+
+@pytest.mark.parametrize(("g", "s", "k", "d", "p", "op"), [(1, 2, 3, 1, 1, 1), (2, 2, 4, 1, 1, 1), (3, 3, 3, 2, 2, 2)])
+def test_pytorch_convention_is_vjp(g, s, k, d, p, op):
+    """PyTorch's conv_transposeNd: weight (in, out / g, k), padding p, output_padding op, channels-first."""
+    rng = np.random.default_rng(g + 10 * op)
+    c_in, c_out, n = 6, 3 * g, 4
+    dn = CHANNELS_FIRST[1]
+    w = randn(rng, (c_in, c_out // g, k))
+    ct = randn(rng, (2, c_in, n))
+    m = (n - 1) * s - 2 * p + d * (k - 1) + op + 1  # PyTorch's output size
+    expected = vjp_oracle(ct, w, (2, c_out, m), (s,), [(p, p)], (d,), dn, g)
+    pairs = [(d * (k - 1) - p, d * (k - 1) - p + op)]
+    out = call_both(ct, w, (s,), pairs, (d,), dn, True, feature_group_count=g)
+    assert_close(out, expected)
+    consistent = call_both(
+        ct, w, (s,), [(p, p)], (d,), dn, True, use_consistent_padding=True, output_padding=op, feature_group_count=g
+    )
+    np.testing.assert_array_equal(np.asarray(consistent), np.asarray(out))
+
+
+# --- CIRCULAR ---------------------------------------------------------------------------------
+
+
+def circular_reference(x, w, strides, dil, transpose_kernel):
+    """flax's CIRCULAR mode, as a direct loop: scatter every input element through every kernel tap.
+
+    In the 'VALID' transposed convolution (channels-last, HWIO kernel after jax's transpose_kernel
+    flip and I/O swap), lhs element i times kernel tap j lands at t = i * s + (K - 1) - j * d, K the
+    dilated kernel size; that output has L = (n - 1) * s + max(K, s) elements. flax pads it with
+    `a` zeros in front up to an odd number of periods P = n * s and sums the periods, so t goes to
+    (t + a) mod P, with diff = (P - L) mod 2P and a = diff // 2 (transpose_kernel) or (diff + 1) // 2.
+    """
+    x, w = np.asarray(x, np.float64), np.asarray(w, np.float64)
+    ndim = x.ndim - 2
+    if transpose_kernel:
+        w = np.swapaxes(np.flip(w, tuple(range(ndim))), -1, -2)
+    sizes, ksizes = x.shape[1:-1], w.shape[:ndim]
+    eff = [dilated(k, d) for k, d in zip(ksizes, dil, strict=True)]
+    periods = [n * s for n, s in zip(sizes, strides, strict=True)]
+    shifts = []
+    for n, s, kk, period in zip(sizes, strides, eff, periods, strict=True):
+        diff = (period - ((n - 1) * s + max(kk, s))) % (2 * period)
+        shifts.append(diff // 2 if transpose_kernel else (diff + 1) // 2)
+    out = np.zeros((x.shape[0], *periods, w.shape[-1]))
+    for i in itertools.product(*(range(n) for n in sizes)):
+        for j in itertools.product(*(range(k) for k in ksizes)):
+            r = tuple(
+                (ii * s + kk - 1 - jj * d + a) % period
+                for ii, jj, s, d, kk, a, period in zip(i, j, strides, dil, eff, shifts, periods, strict=True)
+            )
+            out[(slice(None), *r, slice(None))] += x[(slice(None), *i, slice(None))] @ w[j]
+    return out
+
+
+CIRCULAR_CASES = [
+    # (lhs spatial, kernel spatial, strides, dilation)
+    ((5,), (3,), (1,), (1,)),
+    ((4,), (4,), (2,), (1,)),
+    ((3,), (5,), (2,), (2,)),  # dilated kernel 9 > period 6: wraps more than once
+    ((2,), (3,), (3,), (1,)),
+    ((1,), (2,), (1,), (1,)),  # period 1
+    ((4,), (1,), (3,), (1,)),
+    ((3, 4), (3, 2), (2, 1), (1, 2)),
+    ((2, 3), (4, 3), (2, 3), (1, 1)),
+]
+
+
+@pytest.mark.parametrize("transpose_kernel", [False, True])
+@pytest.mark.parametrize(("sizes", "ksizes", "strides", "dil"), CIRCULAR_CASES)
+def test_circular_equals_periodic_sum_loop(sizes, ksizes, strides, dil, transpose_kernel):
+    rng = np.random.default_rng(len(sizes) + sum(ksizes) + 7 * sum(strides))
+    c_in, c_out = 2, 3
+    x = randn(rng, (2, *sizes, c_in))
+    w = randn(rng, (*ksizes, c_out, c_in) if transpose_kernel else (*ksizes, c_in, c_out))
+    out = call_both(x * u.mV, w * u.nS, strides, "CIRCULAR", dil, None, transpose_kernel)
+    assert out.unit == u.pA
+    assert out.shape == (2, *(n * s for n, s in zip(sizes, strides, strict=True)), c_out)
+    assert_close(out.mantissa, circular_reference(x, w, strides, dil, transpose_kernel))
+
+
+@pytest.mark.parametrize("transpose_kernel", [False, True])
+@pytest.mark.parametrize(
+    ("sizes", "ksizes", "strides", "dil"),
+    [((6,), (3,), (2,), (1,)), ((5, 4), (6, 3), (2, 2), (1, 1)), ((4, 3), (3, 2), (3, 1), (2, 2))],
+)
+def test_circular_equals_flax(sizes, ksizes, strides, dil, transpose_kernel):
+    rng = np.random.default_rng(sum(sizes) + sum(ksizes))
+    c_in, c_out = 3, 2
+    x = randn(rng, (2, *sizes, c_in))
+    w = randn(rng, (*ksizes, c_out, c_in) if transpose_kernel else (*ksizes, c_in, c_out))
+    layer = nn.ConvTranspose(
+        features=c_out,
+        kernel_size=ksizes,
+        strides=strides,
+        padding="CIRCULAR",
+        kernel_dilation=dil,
+        use_bias=False,
+        transpose_kernel=transpose_kernel,
+    )
+    expected = jax.jit(layer.apply)({"params": {"kernel": w}}, x)
+    out = call_both(x, w, strides, "CIRCULAR", dil, None, transpose_kernel)
+    assert_close(out, expected)
+
+
+def test_circular_with_layout_and_groups():
+    """Channels-first CIRCULAR with groups equals the channels-last loop, group by group."""
+    rng = np.random.default_rng(21)
+    x = randn(rng, (1, 4, 5))  # N, C, W
+    w = randn(rng, (4, 3, 3))  # O = lhs features, I = out / 2: the forward grouped kernel (OIW)
+    out = call_both(x, w, (2,), "CIRCULAR", None, CHANNELS_FIRST[1], True, feature_group_count=2)
+    x_last, w_last = np.moveaxis(np.asarray(x), 1, -1), np.transpose(np.asarray(w), (2, 1, 0))  # NWC, WIO
+    expected = np.concatenate(
+        [
+            circular_reference(x_last[..., 2 * i : 2 * i + 2], w_last[..., 2 * i : 2 * i + 2], (2,), (1,), True)
+            for i in range(2)
+        ],
+        axis=-1,
+    )
+    assert_close(np.moveaxis(np.asarray(out), 1, -1), expected)
+
+
+# --- transformations ---------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "extra",
+    [
+        {"padding": "CIRCULAR"},
+        {"padding": "SAME", "output_shape": (7,)},
+        {"padding": "VALID", "output_padding": 1, "feature_group_count": 2, "transpose_kernel": True},
+    ],
+    ids=["circular", "output_shape", "groups"],
+)
+def test_jit_and_vmap(extra):
+    rng = np.random.default_rng(4)
+    extra = dict(extra)
+    padding = extra.pop("padding")
+    lhs = randn(rng, (3, 2, 4, 4))
+    rhs = randn(rng, (3, 2, 4) if extra.get("transpose_kernel") else (3, 4, 2))  # W, I, O
+
+    def f(a, b):
+        return unitconv.conv_transpose(a * u.mV, b * u.nS, (2,), padding, **extra).mantissa
+
+    eager = jnp.stack([f(lhs[i], rhs) for i in range(3)])
+    np.testing.assert_array_equal(np.asarray(jax.jit(f)(lhs[0], rhs)), np.asarray(eager[0]))
+    assert_close(jax.vmap(f, in_axes=(0, None))(lhs, rhs), eager)
+
+
+# --- bad values ------------------------------------------------------------------------------------
+
+X1, W1 = jnp.ones((1, 4, 2)), jnp.ones((3, 2, 6))  # N W C, W I O: 1-D, 2 -> 6 features
+X2, W2 = jnp.ones((1, 4, 4, 2)), jnp.ones((3, 3, 2, 6))
+
+BAD = [
+    (
+        X1,
+        W1,
+        ((2,), "SAME"),
+        {"output_padding": 2},
+        ValueError,
+        r"`output_padding`\[0\] \(=2\) must be in \[0, 2\) for stride 2 and rhs_dilation 1",
+    ),
+    (
+        X1,
+        W1,
+        ((1,), "SAME", (3,)),
+        {"output_padding": 3},
+        ValueError,
+        r"`output_padding`\[0\] \(=3\) must be in \[0, 3\) for stride 1 and rhs_dilation 3",
+    ),
+    (
+        X2,
+        W2,
+        ((2, 2), "SAME"),
+        {"output_padding": (0, -1)},
+        ValueError,
+        r"`output_padding`\[1\] \(=-1\) must be in \[0, 2\)",
+    ),
+    (
+        X2,
+        W2,
+        ((2, 2), "SAME"),
+        {"output_padding": (1,)},
+        ValueError,
+        r"`output_padding` must be an integer or have 2 entries.*\(1,\) with 1",
+    ),
+    (
+        X1,
+        W1,
+        ((2,), "SAME"),
+        {"output_padding": 1.0},
+        TypeError,
+        r"`output_padding` must be None, an integer or a sequence of 1 integers, got 1.0",
+    ),
+    (X1, W1, ((2,), "SAME"), {"output_padding": True}, TypeError, r"`output_padding` must be None, an integer"),
+    (
+        X1,
+        W1,
+        ((2,), "SAME"),
+        {"output_padding": (1.5,)},
+        TypeError,
+        r"`output_padding\[0\]` must be an integer, got 1.5",
+    ),
+    (
+        X1,
+        W1,
+        ((2,), "SAME"),
+        {"output_padding": 1 * u.mV},
+        TypeError,
+        r"`output_padding` must be plain integers, without units",
+    ),
+    (
+        X1,
+        W1,
+        ((2,), "SAME"),
+        {"output_shape": 8},
+        TypeError,
+        r"`output_shape` must be None or a sequence of 1 integers.*got 8 \(int\)",
+    ),
+    (
+        X2,
+        W2,
+        ((2, 2), "SAME"),
+        {"output_shape": (1, 8, 8, 6)},
+        ValueError,
+        r"`output_shape` must have 2 entries \(the spatial dimensions only",
+    ),
+    (
+        X2,
+        W2,
+        ((2, 2), "SAME"),
+        {"output_shape": (8, -1)},
+        ValueError,
+        r"`output_shape`\[1\] must be a non-negative integer, got -1",
+    ),
+    (
+        X2,
+        W2,
+        ((2, 2), "SAME"),
+        {"output_shape": (8, 9)},
+        ValueError,
+        r"`output_shape`\[1\] \(=9\) is not reachable: with padding 'SAME', stride 2, "
+        r"dilated kernel size 3 and lhs spatial size 4.*\[7, 8\]",
+    ),
+    (
+        X1,
+        W1,
+        ((2,), "VALID", (2,)),
+        {"output_shape": (10,)},
+        ValueError,
+        r"`output_shape`\[0\] \(=10\) is not reachable: with padding 'VALID', stride 2, "
+        r"dilated kernel size 5.*\[11, 12\]",
+    ),
+    (
+        X1,
+        W1,
+        ((2,), "VALID", (2,)),
+        {"output_shape": (13,)},
+        ValueError,
+        r"`output_shape`\[0\] \(=13\) is not reachable.*\[11, 12\]",
+    ),
+    (
+        X1,
+        W1,
+        ((2,), [(1, 1)]),
+        {"output_shape": (11,)},
+        ValueError,
+        r"`output_shape`\[0\] \(=11\) is not reachable: with padding \(\(1, 1\),\).*"
+        r"default size is 7.*must be in \[7, 8\]",
+    ),
+    (
+        X1,
+        W1,
+        ((2,), "SAME"),
+        {"output_shape": (8,), "output_padding": 0},
+        TypeError,
+        r"give at most one of `output_padding` \(=0\) and `output_shape` \(=\(8,\)\)",
+    ),
+    (
+        X1,
+        W1,
+        ((2,), "SAME"),
+        {"feature_group_count": 0},
+        ValueError,
+        r"`feature_group_count` must be a positive integer, got 0",
+    ),
+    (
+        X1,
+        W1,
+        ((2,), "SAME"),
+        {"feature_group_count": 2.0},
+        TypeError,
+        r"`feature_group_count` must be an integer, got 2.0",
+    ),
+    (
+        X1,
+        jnp.ones((3, 1, 6)),
+        ((2,), "SAME"),
+        {"feature_group_count": 3},
+        ValueError,
+        r"lhs feature size \(=2\) must be divisible by `feature_group_count` \(=3\)",
+    ),
+    (
+        X1,
+        W1,
+        ((2,), "SAME"),
+        {"feature_group_count": 2},
+        ValueError,
+        r"rhs input-feature size \(=2\) must equal the lhs feature size \(=2\) divided by `feature_group_count` \(=2\)",
+    ),
+    (
+        X1,
+        jnp.ones((3, 1, 5)),
+        ((2,), "SAME"),
+        {"feature_group_count": 2},
+        ValueError,
+        r"rhs output-feature size \(=5\) must be divisible by `feature_group_count` \(=2\)",
+    ),
+    (
+        X1,
+        W1,
+        ((2,), "SAME", None, None, True),
+        {"feature_group_count": 2},
+        ValueError,
+        r"rhs output-feature size \(=6\) must equal the lhs feature size \(=2\) with transpose_kernel=True",
+    ),
+    (
+        X1,
+        W1,
+        ((2,), "circular"),
+        {},
+        ValueError,
+        r"`padding` must be 'SAME', 'VALID' or 'CIRCULAR'.*got 'circular'. Did you mean 'CIRCULAR'\?",
+    ),
+    (
+        X1,
+        W1,
+        ((2,), "CIRCULAR"),
+        {"output_padding": 1},
+        ValueError,
+        r"`output_padding`\[0\] \(=1\) must be 0 with padding='CIRCULAR'.*\(=8\)",
+    ),
+    (
+        X1,
+        W1,
+        ((2,), "CIRCULAR"),
+        {"output_shape": (9,)},
+        ValueError,
+        r"`output_shape`\[0\] \(=9\) must equal lhs size x stride \(=4 x 2 = 8\)",
+    ),
+    (
+        jnp.ones((1, 0, 2)),
+        W1,
+        ((2,), "CIRCULAR"),
+        {},
+        ValueError,
+        r"padding='CIRCULAR' needs non-empty spatial dimensions; lhs spatial dimension 0 is 0",
+    ),
+    (X1, W1, ((2,), [(-9, 0)]), {}, ValueError, r"`padding`\[0\] \(=\(-9, 0\)\) removes more than"),
+]
+
+
+@pytest.mark.parametrize(("lhs", "rhs", "args", "kwargs", "exc", "match"), BAD)
+def test_bad_values_rejected_up_front_with_message(monkeypatch, lhs, rhs, args, kwargs, exc, match):
+    def boom(*_args, **_kwargs):
+        raise AssertionError("jax.lax must not be reached for bad input")
+
+    monkeypatch.setattr(lax, "conv_general_dilated", boom)
+    with pytest.raises(exc, match="conv_transpose: " + match):
+        unitconv.conv_transpose(lhs * u.mV, rhs * u.nS, *args, **kwargs)
+    # The shape helper runs the same checks with the same messages.
+    with pytest.raises(exc, match="conv_transpose_shape: " + match):
+        unitconv.conv_transpose_shape(lhs.shape, rhs.shape, *args, **kwargs)
+
+
+@pytest.mark.parametrize(
+    ("value", "exc", "match"),
+    [
+        (
+            jnp.ones((1, 4, 2)),
+            TypeError,
+            r"`lhs_shape` must be a sequence of non-negative integers, got ArrayImpl. Pass `x.shape`",
+        ),
+        ((1, -4, 2), ValueError, r"`lhs_shape`\[1\] must be a non-negative integer, got -4"),
+        ((1, 4.0, 2), TypeError, r"`lhs_shape\[1\]` must be an integer, got 4.0"),
+    ],
+)
+def test_shape_helper_rejects_bad_shapes(value, exc, match):
+    with pytest.raises(exc, match="conv_transpose_shape: " + match):
+        unitconv.conv_transpose_shape(value, (3, 2, 6), (2,), "SAME")
+
+
+def test_out_unit_with_new_keywords():
+    rng = np.random.default_rng(9)
+    lhs, rhs = randn(rng, (1, 4, 2)), randn(rng, (3, 2, 3))
+    plain = unitconv.conv_transpose(lhs * u.mV, rhs * u.nS, (2,), "SAME", output_padding=1)
+    assert plain.unit == u.mV * u.nS
+    in_na = unitconv.conv_transpose(lhs * u.mV, rhs * u.nS, (2,), "SAME", output_padding=1, out_unit=u.nA)
+    assert in_na.unit == u.nA
+    np.testing.assert_allclose(np.asarray(in_na.mantissa), 1e-3 * np.asarray(plain.mantissa), rtol=1e-6)
+    with pytest.raises(u.DimensionMismatchError, match=r"conv_transpose: `out_unit` \(=s\)"):
+        unitconv.conv_transpose(lhs * u.mV, rhs * u.nS, (2,), "CIRCULAR", out_unit=u.second)
+
+
+# --- the docs page ---------------------------------------------------------------------------------
+
+
+def test_padding_page_examples_run():
+    """The ```pycon sessions of docs/padding.md run as doctests and print what the page shows."""
+    import doctest
+    import re
+    from pathlib import Path
+
+    text = (Path(__file__).resolve().parent.parent / "docs" / "padding.md").read_text(encoding="utf-8")
+    blocks = re.findall(r"^```pycon\n(.*?)^```$", text, re.S | re.M)
+    assert len(blocks) == 3
+    parser, runner = doctest.DocTestParser(), doctest.DocTestRunner(optionflags=doctest.ELLIPSIS)
+    namespace: dict = {}
+    for i, block in enumerate(blocks):
+        test = parser.get_doctest(block, namespace, f"padding.md[{i}]", "docs/padding.md", 0)
+        runner.run(test, clear_globs=False)
+        namespace = test.globs  # one namespace for the whole page (DocTest copies the dict it is given)
+    assert runner.summarize(verbose=False).failed == 0

@@ -315,9 +315,7 @@ def _groups(cfg: Config, *, single: bool) -> list[_Group]:
     for combos in buckets.values():
         taps = tuple(max(c[i].taps for c in combos) for i in range(len(dims)))
         omin = tuple(min(c[i].off for c in combos) for i in range(len(dims)))
-        extent = tuple(
-            dm.q + max(c[i].off for c in combos) - omin[i] for i, dm in enumerate(dims)
-        )
+        extent = tuple(dm.q + max(c[i].off for c in combos) - omin[i] for i, dm in enumerate(dims))
         out.append(_Group(tuple(combos), taps, omin, extent))
     return out
 
@@ -581,6 +579,11 @@ def _is_tracer(x: Any) -> bool:
     return isinstance(x, jax.core.Tracer)
 
 
+def backend_of(*xs: Any) -> str:
+    """The platform of the first concrete array among ``xs`` (else the default backend)."""
+    return _backend_of(*xs)
+
+
 def _backend_of(*xs: Any) -> str:
     for x in xs:
         devices = getattr(x, "devices", None)
@@ -624,6 +627,29 @@ def _supported(lhs: Any, rhs: Any, cfg: Config) -> bool:
     if 0 in lhs.shape or 0 in rhs.shape:
         return False
     return all(dm.t > 0 and dm.active for dm in cfg.dims)
+
+
+@functools.lru_cache(maxsize=1024)
+def _jitted_call(fn: Any, static: tuple[Any, ...]) -> Any:
+    return jax.jit(functools.partial(fn, *static))
+
+
+def call_cached(fn: Any, static: tuple[Any, ...], *arrays: Any) -> Any:
+    """``fn(*static, *arrays)``, through a jitted function cached per ``(fn, static)``.
+
+    This keeps eager calls cheap: one dispatch of a compiled computation
+    instead of one per primitive. When any array is traced (inside ``jit``,
+    ``grad``, ``vmap``, ...) ``fn`` runs directly, so the caller's jaxpr gets
+    the plain operations and no nested ``jit``. Unhashable static arguments
+    (e.g. a list as ``precision``) also run directly.
+    """
+    if any(_is_tracer(a) for a in arrays):
+        return fn(*static, *arrays)
+    try:
+        hash(static)
+    except TypeError:
+        return fn(*static, *arrays)
+    return _jitted_call(fn, static)(*arrays)
 
 
 @functools.lru_cache(maxsize=512)
@@ -682,6 +708,7 @@ def lhs_dilated_conv(
     preferred_element_type: Any = None,
     *,
     method: str = "auto",
+    backend: str | None = None,
 ) -> Any:
     """``lax.conv_general_dilated`` with ``lhs_dilation=strides``, computed by ``method``.
 
@@ -710,6 +737,9 @@ def lhs_dilated_conv(
         As for ``lax.conv_general_dilated``.
     method : str
         One of :data:`METHODS`.
+    backend : str, optional
+        The platform that ``'auto'`` chooses for; default: that of the
+        operands (the default backend when they are traced).
 
     Returns
     -------
@@ -746,8 +776,8 @@ def lhs_dilated_conv(
         method,
     )
     if method == "auto":
-        method = choose_method(cfg, lhs.dtype, _backend_of(lhs, rhs))
-    if method in _DECOMPOSED + ("lax",) and not _supported(lhs, rhs, cfg):
+        method = choose_method(cfg, lhs.dtype, backend or _backend_of(lhs, rhs))
+    if method != "xla" and not _supported(lhs, rhs, cfg):
         method = "xla"
     if method != cfg.method:
         cfg = make_config(

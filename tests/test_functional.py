@@ -194,7 +194,7 @@ def test_conv_transpose_matches_lax(rng, n, stride, padding, transpose_kernel, r
         padding = [(2, 1), (0, 3), (-1, 1)][:n]
     args = ((stride,) * n, padding, (rhs_dil,) * n, None, transpose_kernel)
     expected = lax.conv_transpose(lhs, rhs, *args)
-    out = unitconv.conv_transpose(lhs * u.mV, rhs * u.nS, *args)
+    out = unitconv.conv_transpose(lhs * u.mV, rhs * u.nS, *args, method="lax")
     assert out.unit == u.pA
     assert_bitwise(out.mantissa, expected)
 
@@ -209,7 +209,13 @@ def test_conv_transpose_consistent_padding_and_layouts(rng, padding):
             lhs, rhs, (2, 1), padding, dimension_numbers=dn, use_consistent_padding=consistent
         )
         out = unitconv.conv_transpose(
-            lhs * u.mV, rhs * u.nS, (2, 1), padding, dimension_numbers=dn, use_consistent_padding=consistent
+            lhs * u.mV,
+            rhs * u.nS,
+            (2, 1),
+            padding,
+            dimension_numbers=dn,
+            use_consistent_padding=consistent,
+            method="lax",
         )
         assert out.unit == u.pA
         assert_bitwise(out.mantissa, expected)

@@ -344,3 +344,14 @@ def bool_flag(fn: str, name: str, value: Any) -> bool:
         msg = f"{fn}: `{name}` must be True or False, got {_describe(value)}."
         raise TypeError(msg)
     return bool(value)
+
+
+def choice(fn: str, name: str, value: Any, allowed: Sequence[str]) -> str:
+    """A string option that must be one of ``allowed`` (exact case)."""
+    if not isinstance(value, str):
+        msg = f"{fn}: `{name}` must be one of {', '.join(map(repr, allowed))}, got {_describe(value)}."
+        raise TypeError(msg)
+    if value not in allowed:
+        msg = f"{fn}: `{name}` must be one of {', '.join(map(repr, allowed))}, got {value!r}."
+        raise ValueError(msg)
+    return value

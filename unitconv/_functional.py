@@ -17,7 +17,7 @@ from typing import Any
 import numpy as np
 from jax import lax
 
-from unitconv import _checks, _transpose, _units
+from unitconv import _checks, _fast, _transpose, _units
 
 
 def _forward(
@@ -322,13 +322,18 @@ def conv_transpose(
     output_shape: Sequence[int] | None = None,
     feature_group_count: int = 1,
     out_unit: Any = None,
+    method: str = "auto",
 ) -> Any:
     """N-d transposed ("fractionally strided") convolution of quantities.
 
     Unit-aware :func:`jax.lax.conv_transpose`, plus output padding, a
-    requested output shape, feature groups and circular padding. The result
-    carries ``unit(lhs) * unit(rhs)``. Without the keyword-only extras, the
-    mantissa is bitwise jax.lax.conv_transpose's (same jaxpr).
+    requested output shape, feature groups, circular padding and a choice of
+    algorithm. The result carries ``unit(lhs) * unit(rhs)``. With
+    ``method='xla'`` and without the other keyword-only extras, the call is
+    jax.lax.conv_transpose itself (same jaxpr, bitwise mantissa); with
+    ``method='lax'`` the mantissa is still bitwise jax.lax's and gradients
+    are fast; the default ``'auto'`` may use a faster algorithm that agrees
+    to rounding (see docs/performance.md).
 
     Parameters
     ----------
@@ -382,6 +387,31 @@ def conv_transpose(
         conv_general_dilated: I = lhs features / g, O = output features.
     out_unit : saiunit.Unit, optional
         Return the result in this unit.
+    method : str, optional
+        The algorithm; every one computes the same function and supports
+        jit, vmap, forward and reverse mode, higher derivatives and
+        linear_transpose:
+
+        * ``'auto'`` (default): on CPU, the method a static cost model
+          expects to be fastest for these shapes; elsewhere ``'xla'``.
+        * ``'xla'``: jax.lax.conv_transpose unchanged, with JAX's own
+          derivatives (whose kernel gradient is slow on CPU).
+        * ``'lax'``: the same forward computation (bitwise equal), with
+          unitconv's derivative rule: kernel gradients as matrix products.
+        * ``'phase'``: polyphase decomposition, one stride-1 convolution
+          per sub-kernel shape, with the phases as output channels; no
+          multiply by an inserted zero.
+        * ``'subpixel'``: one stride-1 convolution that produces every
+          phase as channels (shorter sub-kernels padded with zero taps),
+          then depth-to-space.
+        * ``'matmul'``: the phases as matrix products over stacked shifted
+          windows of the input.
+        * ``'col2im'``: one matrix product of the input with every kernel
+          tap, then a shifted sum.
+
+        All methods but ``'xla'`` share the fast derivative rule; methods
+        other than ``'xla'`` and ``'lax'`` agree with jax.lax to rounding.
+        Integer operands, mixed dtypes and empty arrays always use ``'xla'``.
 
     Returns
     -------
@@ -445,7 +475,8 @@ def conv_transpose(
         output_shape,
         feature_group_count,
     )
-    out = _transpose.run_plan(lhs_m, rhs_m, plan, precision, preferred_element_type)
+    method = _checks.choice(fn, "method", method, _fast.METHODS)
+    out = _transpose.run_plan(lhs_m, rhs_m, plan, precision, preferred_element_type, method)
     return _units.attach(out, result)
 
 

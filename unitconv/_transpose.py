@@ -30,7 +30,7 @@ import jax.numpy as jnp
 import numpy as np
 from jax import lax
 
-from unitconv import _checks
+from unitconv import _checks, _fast
 from unitconv._checks import dilate
 
 #: jax.lax.conv_transpose's channels-last defaults, by operand rank.
@@ -535,24 +535,31 @@ def lhs_dilated_conv(
     feature_group_count: int,
     precision: Any,
     preferred_element_type: Any,
+    *,
+    method: str = "auto",
+    backend: str | None = None,
 ) -> Any:
     """The one convolution every transposed convolution reduces to.
 
     A stride-1 convolution over ``lhs`` dilated by ``strides``, padded by
     ``pads``, with the kernel ``rhs`` (already in forward form, see
-    :func:`prepare_kernel`) dilated by ``rhs_dilation``.
+    :func:`prepare_kernel`) dilated by ``rhs_dilation``, computed by
+    ``method`` (see :mod:`unitconv._fast`; ``'xla'`` is exactly
+    ``lax.conv_general_dilated``). ``backend`` is the platform ``'auto'``
+    chooses for (default: that of the operands).
     """
-    return lax.conv_general_dilated(
+    return _fast.lhs_dilated_conv(
         lhs,
         rhs,
-        (1,) * len(strides),
+        strides,
         pads,
-        lhs_dilation=strides,
-        rhs_dilation=rhs_dilation,
-        dimension_numbers=dn,
-        feature_group_count=feature_group_count,
-        precision=precision,
-        preferred_element_type=preferred_element_type,
+        rhs_dilation,
+        dn,
+        feature_group_count,
+        precision,
+        preferred_element_type,
+        method=method,
+        backend=backend,
     )
 
 
@@ -566,8 +573,15 @@ def wrap_periodic(lhs: Any, plan: TransposePlan) -> Any:
     return lhs
 
 
-def run_plan(lhs: Any, rhs: Any, plan: TransposePlan, precision: Any, preferred_element_type: Any) -> Any:
-    """Compute the planned transposed convolution on mantissas."""
+def _run_plan(
+    plan: TransposePlan,
+    precision: Any,
+    preferred_element_type: Any,
+    method: str,
+    backend: str | None,
+    lhs: Any,
+    rhs: Any,
+) -> Any:
     if plan.circular:
         lhs = wrap_periodic(lhs, plan)
     return lhs_dilated_conv(
@@ -580,4 +594,20 @@ def run_plan(lhs: Any, rhs: Any, plan: TransposePlan, precision: Any, preferred_
         plan.feature_group_count,
         precision,
         preferred_element_type,
+        method=method,
+        backend=backend,
     )
+
+
+def run_plan(
+    lhs: Any, rhs: Any, plan: TransposePlan, precision: Any, preferred_element_type: Any, method: str = "auto"
+) -> Any:
+    """Compute the planned transposed convolution on mantissas.
+
+    Eager calls run one jitted computation cached per static configuration
+    (:func:`unitconv._fast.call_cached`); traced calls add the operations to
+    the trace directly.
+    """
+    backend = _fast.backend_of(lhs, rhs) if method == "auto" else None
+    static = (plan, precision, preferred_element_type, method, backend)
+    return _fast.call_cached(_run_plan, static, lhs, rhs)

@@ -412,6 +412,10 @@ class ConvTranspose(_UnitConvBase):
     out_unit : saiunit.Unit, optional (keyword-only)
         Unit of the output and the bias; its dimension must be that of
         ``in_unit * kernel_unit``.
+    method : str, optional (keyword-only)
+        The algorithm of :func:`unitconv.conv_transpose` (default
+        ``'auto'``: the fastest expected; ``'lax'`` or ``'xla'`` give
+        flax's/jax.lax's mantissa bitwise).
 
     Raises
     ------
@@ -459,6 +463,7 @@ class ConvTranspose(_UnitConvBase):
     kernel_unit: Unit | None = None
     in_unit: Unit | None = None
     out_unit: Unit | None = None
+    method: str = "auto"
 
     def __post_init__(self) -> None:
         self._check_units()
@@ -514,6 +519,7 @@ class ConvTranspose(_UnitConvBase):
             output_shape=self.output_shape,
             feature_group_count=groups,
             out_unit=self.out_unit,
+            method=self.method,
         )
         return self._finish(fn, y, bias, batch_shape, num_batch)
 

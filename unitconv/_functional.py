@@ -444,7 +444,7 @@ def conv_transpose(
     lhs_m, lhs_unit = _units.split(fn, "lhs", lhs)
     rhs_m, rhs_unit = _units.split(fn, "rhs", rhs)
     result = _units.product_unit(fn, lhs_unit, rhs_unit, out_unit)
-    plan = _transpose.plan_transpose(
+    plan = _transpose.plan_transpose_cached(
         fn,
         lhs_m.shape,
         rhs_m.shape,

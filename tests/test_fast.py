@@ -305,11 +305,11 @@ def test_method_is_checked_up_front():
         _fast.lhs_dilated_conv(x, w, (2,), [(1, 1)], (1,), DN[1], method="LAX")
 
 
-def _config(k, s, pads, c=8, n_spatial=2):
+def _config(k, s, pads, c=8, n_spatial=2, o=4):
     shape = (2, *(8,) * n_spatial, c)
     return _fast.make_config(
         shape,
-        (*(k,) * n_spatial, c, 4),
+        (*(k,) * n_spatial, c, o),
         (s,) * n_spatial,
         [pads] * n_spatial,
         (1,) * n_spatial,
@@ -328,10 +328,15 @@ def test_auto_rule():
     assert _fast.choose_method(_config(4, 2, (2, 2)), f32, "tpu") == "xla"
     # Stride 1: nothing to decompose.
     assert _fast.choose_method(_config(3, 1, (1, 1)), f32, "cpu") == "lax"
-    # One tap per phase: a single matrix product.
+    # XLA's CPU convolutions are fast for float32/float16 only.
+    assert _fast.choose_method(_config(4, 2, (2, 2), c=64), jnp.float64, "cpu") == "matmul"
+    assert _fast.choose_method(_config(4, 2, (2, 2), c=64, o=64), f32, "cpu") == "phase"
+    # 3-D, or one tap per phase: matrix products.
+    assert _fast.choose_method(_config(4, 2, (2, 2), n_spatial=3), f32, "cpu") == "matmul"
     assert _fast.choose_method(_config(2, 2, (1, 1)), f32, "cpu") == "matmul"
-    for k, s, pads, n in ((4, 2, (2, 2), 2), (7, 3, (3, 3), 2), (4, 2, (2, 2), 3), (16, 8, (8, 8), 1)):
-        assert _fast.choose_method(_config(k, s, pads, n_spatial=n), f32, "cpu") in _fast.METHODS[1:]
+    # Few output channels per phase convolution (here 4 shapes x 1 phase x 16): one sub-pixel convolution.
+    assert _fast.choose_method(_config(5, 2, (4, 4), o=16), f32, "cpu") == "subpixel"
+    assert _fast.choose_method(_config(5, 2, (4, 4), o=64), f32, "cpu") == "phase"
 
 
 def test_eager_calls_reuse_one_compiled_computation(rng):

@@ -595,23 +595,49 @@ def _backend_of(*xs: Any) -> str:
     return jax.default_backend()
 
 
-def choose_method(cfg: Config, dtype: Any, backend: str) -> str:
-    """The method ``'auto'`` resolves to, from a static cost model.
+#: Below this many output channels per stride-1 convolution (on average over
+#: the sub-kernel shapes), one combined sub-pixel convolution beats one per shape.
+SMALL_CHANNELS = 48
 
-    * Backends other than CPU: ``'xla'`` (jax.lax unchanged), since no other
-      method has been measured faster there.
-    * Stride 1 in every dimension: ``'lax'`` (nothing to decompose; fast
-      kernel gradient).
-    * Kernel no larger than the stride in every dimension (each phase has one
-      tap): ``'matmul'``, a single matrix product.
-    * Otherwise ``'phase'``.
+
+def choose_method(cfg: Config, dtype: Any, backend: str) -> str:
+    """The method ``'auto'`` resolves to: a static cost model, in rules.
+
+    Deterministic (the same shapes always get the same method, so results do
+    not depend on timing noise), calibrated on this project's benchmark suite
+    on a 2-core x86 CPU:
+
+    1. Backends other than CPU: ``'xla'`` (jax.lax unchanged), since no
+       other method has been measured faster there.
+    2. Stride 1 in every dimension: ``'lax'`` (nothing to decompose; fast
+       kernel gradient).
+    3. Dtypes other than float32/float16: ``'matmul'``. XLA's CPU
+       convolutions have fast kernels for those two only; float64,
+       bfloat16 and complex run as plain loops (float64 measured 12x
+       slower than matrix products).
+    4. Three spatial dimensions: ``'matmul'`` (XLA's CPU 3-D convolutions
+       are slower than the equivalent matrix products).
+    5. Kernel no larger than the stride (one tap per phase): ``'matmul'``,
+       a single matrix product of the input with all phases' taps.
+    6. Few output channels per phase convolution (fewer than
+       :data:`SMALL_CHANNELS` on average over the sub-kernel shapes):
+       ``'subpixel'``, one convolution with all phases as channels.
+    7. Otherwise ``'phase'`` (one convolution per sub-kernel shape; when
+       the stride divides the kernel size that is the sub-pixel
+       convolution, without zero taps).
     """
     if backend != "cpu":
         return "xla"
-    if all(s == 1 for s in cfg.strides):
+    if all(st == 1 for st in cfg.strides):
         return "lax"
-    if all(dm.max_taps <= 1 for dm in cfg.dims):
+    if jnp.dtype(dtype) not in (jnp.dtype(jnp.float32), jnp.dtype(jnp.float16)):
         return "matmul"
+    if len(cfg.strides) == 3 or all(dm.max_taps <= 1 for dm in cfg.dims):
+        return "matmul"
+    groups = _groups(cfg, single=False)
+    per_conv = len(_phase_combos(cfg.dims)) * cfg.rhs_shape[-1] / cfg.groups / len(groups)
+    if per_conv < SMALL_CHANNELS:
+        return "subpixel"
     return "phase"
 
 

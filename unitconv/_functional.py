@@ -461,7 +461,7 @@ def conv_transpose(
     rhs_m, rhs_unit = _units.split(fn, "rhs", rhs)
     result = _units.product_unit(fn, lhs_unit, rhs_unit, out_unit)
     _checks.same_dtype(fn, lhs_m, rhs_m)
-    plan = _transpose.plan_transpose(
+    plan = _transpose.plan_transpose_cached(
         fn,
         lhs_m.shape,
         rhs_m.shape,

@@ -492,6 +492,36 @@ def plan_transpose(
     )
 
 
+def _typed(value: Any) -> Any:
+    """A hashable key that tells ``2`` from ``2.0`` and ``True`` (TypeError if unhashable)."""
+    if isinstance(value, tuple | list):
+        return (type(value), tuple(_typed(v) for v in value))
+    hash(value)
+    return (type(value), value)
+
+
+_PLANS: dict[Any, TransposePlan] = {}
+
+
+def plan_transpose_cached(fn: str, *args: Any) -> TransposePlan:
+    """:func:`plan_transpose`, memoised on the exact (typed) arguments.
+
+    Only successful plans are stored, so a bad argument raises on every call.
+    Arguments that cannot be hashed (arrays, say) are planned afresh.
+    """
+    try:
+        key = (fn, _typed(args))
+    except TypeError:
+        return plan_transpose(fn, *args)
+    plan = _PLANS.get(key)
+    if plan is None:
+        plan = plan_transpose(fn, *args)
+        if len(_PLANS) >= 4096:
+            _PLANS.clear()
+        _PLANS[key] = plan
+    return plan
+
+
 # --- computation ------------------------------------------------------------------------
 
 

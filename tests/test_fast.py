@@ -337,6 +337,9 @@ def test_auto_rule():
     # Few output channels per phase convolution (here 4 shapes x 1 phase x 16): one sub-pixel convolution.
     assert _fast.choose_method(_config(5, 2, (4, 4), o=16), f32, "cpu") == "subpixel"
     assert _fast.choose_method(_config(5, 2, (4, 4), o=64), f32, "cpu") == "phase"
+    # Many input channels and a small 2-D kernel: XLA's own kernel.
+    assert _fast.choose_method(_config(3, 2, (2, 1), c=128, o=64), f32, "cpu") == "lax"
+    assert _fast.choose_method(_config(4, 2, (2, 2), c=128, o=64), f32, "cpu") == "phase"
 
 
 def test_eager_calls_reuse_one_compiled_computation(rng):

@@ -599,6 +599,10 @@ def _backend_of(*xs: Any) -> str:
 #: the sub-kernel shapes), one combined sub-pixel convolution beats one per shape.
 SMALL_CHANNELS = 48
 
+#: From this many input channels per group, XLA's own 2-D CPU kernel is
+#: competitive for kernels of at most 9 taps.
+MANY_CHANNELS = 128
+
 
 def choose_method(cfg: Config, dtype: Any, backend: str) -> str:
     """The method ``'auto'`` resolves to: a static cost model, in rules.
@@ -619,10 +623,15 @@ def choose_method(cfg: Config, dtype: Any, backend: str) -> str:
        are slower than the equivalent matrix products).
     5. Kernel no larger than the stride (one tap per phase): ``'matmul'``,
        a single matrix product of the input with all phases' taps.
-    6. Few output channels per phase convolution (fewer than
+    6. 2-D with many input channels per group (at least
+       :data:`MANY_CHANNELS`) and a small kernel (at most 9 taps): ``'lax'``.
+       XLA's own CPU kernel for this convolution is a matrix product over
+       the input channels, efficient there (suite configuration 3, K=3,
+       128 channels, was faster through it in both passes).
+    7. Few output channels per phase convolution (fewer than
        :data:`SMALL_CHANNELS` on average over the sub-kernel shapes):
        ``'subpixel'``, one convolution with all phases as channels.
-    7. Otherwise ``'phase'`` (one convolution per sub-kernel shape; when
+    8. Otherwise ``'phase'`` (one convolution per sub-kernel shape; when
        the stride divides the kernel size that is the sub-pixel
        convolution, without zero taps).
     """
@@ -634,6 +643,9 @@ def choose_method(cfg: Config, dtype: Any, backend: str) -> str:
         return "matmul"
     if len(cfg.strides) == 3 or all(dm.max_taps <= 1 for dm in cfg.dims):
         return "matmul"
+    n = len(cfg.strides)
+    if n == 2 and cfg.lhs_shape[-1] // cfg.groups >= MANY_CHANNELS and math.prod(cfg.rhs_shape[:n]) <= 9:
+        return "lax"
     groups = _groups(cfg, single=False)
     per_conv = len(_phase_combos(cfg.dims)) * cfg.rhs_shape[-1] / cfg.groups / len(groups)
     if per_conv < SMALL_CHANNELS:

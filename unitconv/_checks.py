@@ -20,6 +20,7 @@ import operator
 from collections.abc import Sequence
 from typing import Any
 
+import jax
 import numpy as np
 import saiunit as u
 from jax import lax
@@ -28,6 +29,10 @@ ConvDimensionNumbers = lax.ConvDimensionNumbers
 
 #: Padding strings accepted by ``conv_general_dilated`` (case-insensitive, as in jax).
 FORWARD_PADDING_STRINGS = ("SAME", "SAME_LOWER", "VALID")
+
+#: Largest stride, dilation, padding amount or padded spatial size accepted
+#: (2**31 - 1). Beyond it XLA hangs or aborts the process instead of raising.
+MAX_SIZE = 2**31 - 1
 
 
 def _describe(value: Any) -> str:
@@ -113,6 +118,9 @@ def positive_ints(fn: str, name: str, value: Any, n: int, *, allow_none: bool = 
         if v < 1:
             msg = f"{fn}: `{name}`[{i}] must be a positive integer, got {v}."
             raise ValueError(msg)
+        if v > MAX_SIZE:
+            msg = f"{fn}: `{name}`[{i}] (={v}) must be at most {MAX_SIZE} (2**31 - 1)."
+            raise ValueError(msg)
     return out
 
 
@@ -139,6 +147,9 @@ def padding_pairs(fn: str, padding: Any, n: int) -> tuple[tuple[int, int], ...]:
             raise TypeError(msg)
         lo = as_int(fn, f"padding[{i}][0]", pair[0])
         hi = as_int(fn, f"padding[{i}][1]", pair[1])
+        if max(abs(lo), abs(hi)) > MAX_SIZE:
+            msg = f"{fn}: `padding`[{i}] (={(lo, hi)}) must have entries in [-{MAX_SIZE}, {MAX_SIZE}] (2**31 - 1)."
+            raise ValueError(msg)
         out.append((lo, hi))
     return tuple(out)
 
@@ -277,7 +288,7 @@ def check_padded_sizes(
     pads: Sequence[tuple[int, int]],
     lhs_dilation: Sequence[int],
 ) -> None:
-    """Reject negative padding that removes more than the (dilated) input has."""
+    """Reject padding that removes more than the (dilated) input has, or makes it too large."""
     for i, (size, (lo, hi), d) in enumerate(zip(lhs_spatial, pads, lhs_dilation, strict=True)):
         if dilate(size, d) + lo + hi < 0:
             msg = (
@@ -285,6 +296,46 @@ def check_padded_sizes(
                 f"dimension {i} holds (size {dilate(size, d)} after dilation)."
             )
             raise ValueError(msg)
+        if dilate(size, d) + lo + hi > MAX_SIZE:
+            msg = (
+                f"{fn}: spatial dimension {i} of the input (size {size}) would hold "
+                f"{dilate(size, d) + lo + hi} elements after dilation by {d} and `padding` (={(lo, hi)}), "
+                f"more than the {MAX_SIZE} (2**31 - 1) allowed."
+            )
+            raise ValueError(msg)
+
+
+def check_kernel_spatial(fn: str, rhs_shape: Sequence[int], dn: ConvDimensionNumbers) -> None:
+    """Reject a kernel with a zero-size spatial dimension (XLA cannot lower it)."""
+    for i, axis in enumerate(dn.rhs_spec[2:]):
+        if rhs_shape[axis] == 0:
+            msg = (
+                f"{fn}: `rhs` spatial dimension {i} has size 0 (rhs shape {tuple(rhs_shape)}); "
+                "a kernel needs at least one element along every spatial dimension."
+            )
+            raise ValueError(msg)
+
+
+def same_dtype(fn: str, lhs: Any, rhs: Any) -> None:
+    """Require equal (canonical) dtypes of the mantissas, as jax.lax does, but say so up front."""
+    lhs_dtype = jax.dtypes.canonicalize_dtype(lhs.dtype)
+    rhs_dtype = jax.dtypes.canonicalize_dtype(rhs.dtype)
+    if lhs_dtype != rhs_dtype:
+        msg = (
+            f"{fn}: `lhs` and `rhs` must have the same dtype, got {lhs_dtype} and {rhs_dtype}. "
+            "Cast one of them first (e.g. rhs.astype(lhs.dtype))."
+        )
+        raise TypeError(msg)
+
+
+def out_sharding(fn: str, value: Any) -> None:
+    """``out_sharding`` must be None, a NamedSharding or a PartitionSpec."""
+    if value is not None and not isinstance(value, jax.sharding.NamedSharding | jax.sharding.PartitionSpec):
+        msg = (
+            f"{fn}: `out_sharding` must be None, a jax.sharding.NamedSharding or a "
+            f"jax.sharding.PartitionSpec, got {_describe(value)}."
+        )
+        raise TypeError(msg)
 
 
 def bool_flag(fn: str, name: str, value: Any) -> bool:

@@ -613,6 +613,10 @@ def choose_method(cfg: Config, dtype: Any, backend: str) -> str:
 
     1. Backends other than CPU: ``'xla'`` (jax.lax unchanged), since no
        other method has been measured faster there.
+    1b. More than one device on the backend (a mesh, e.g. simulated CPU
+       devices): ``'lax'``. Its forward pass is jax.lax's convolution, so
+       XLA's sharding propagation keeps the output sharding of sharded
+       operands (the reshapes of the decompositions can lose it).
     2. Stride 1 in every dimension: ``'lax'`` (nothing to decompose; fast
        kernel gradient).
     3. Dtypes other than float32/float16: ``'matmul'``. XLA's CPU
@@ -637,6 +641,8 @@ def choose_method(cfg: Config, dtype: Any, backend: str) -> str:
     """
     if backend != "cpu":
         return "xla"
+    if len(jax.devices(backend)) > 1:
+        return "lax"
     if all(st == 1 for st in cfg.strides):
         return "lax"
     if jnp.dtype(dtype) not in (jnp.dtype(jnp.float32), jnp.dtype(jnp.float16)):

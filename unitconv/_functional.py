@@ -42,7 +42,10 @@ def _forward(
     result = _units.product_unit(fn, lhs_unit, rhs_unit, out_unit)
     lhs_shape, rhs_shape = tuple(lhs_m.shape), tuple(rhs_m.shape)
     n = _checks.check_ranks(fn, lhs_shape, rhs_shape)
+    _checks.same_dtype(fn, lhs_m, rhs_m)
+    _checks.out_sharding(fn, out_sharding)
     dn = _checks.dimension_numbers(fn, lhs_shape, rhs_shape, dimension_numbers)
+    _checks.check_kernel_spatial(fn, rhs_shape, dn)
     strides = _checks.positive_ints(fn, "window_strides", window_strides, n, allow_none=False)
     lhs_dil = _checks.positive_ints(fn, "lhs_dilation", lhs_dilation, n)
     rhs_dil = _checks.positive_ints(fn, "rhs_dilation", rhs_dilation, n)
@@ -136,6 +139,12 @@ def conv_general_dilated(
         For wrong ranks, lengths, feature counts or groups.
     saiunit.DimensionMismatchError
         If ``out_unit`` has the wrong dimension.
+
+    Notes
+    -----
+    Zero-size operands are valid and give exactly jax.lax's result: an empty
+    array, or zeros where a sum over an empty axis is taken. NaN and Inf
+    propagate as in jax.lax; they never raise.
 
     Examples
     --------
@@ -423,6 +432,13 @@ def conv_transpose(
     saiunit.DimensionMismatchError
         If ``out_unit`` has the wrong dimension.
 
+    Notes
+    -----
+    Zero-size operands are valid and give exactly jax.lax's result: an empty
+    array, or zeros where a sum over an empty axis is taken (with
+    ``padding='CIRCULAR'``, spatial dimensions must be non-empty). NaN and Inf
+    propagate as in jax.lax; they never raise.
+
     Examples
     --------
     >>> import jax.numpy as jnp
@@ -444,6 +460,7 @@ def conv_transpose(
     lhs_m, lhs_unit = _units.split(fn, "lhs", lhs)
     rhs_m, rhs_unit = _units.split(fn, "rhs", rhs)
     result = _units.product_unit(fn, lhs_unit, rhs_unit, out_unit)
+    _checks.same_dtype(fn, lhs_m, rhs_m)
     plan = _transpose.plan_transpose_cached(
         fn,
         lhs_m.shape,

@@ -374,6 +374,7 @@ def plan_transpose(
             fn, lhs_shape, rhs_shape, dimension_numbers, default=DEFAULT_DIMENSION_NUMBERS.get(len(lhs_shape))
         )
     )
+    _checks.check_kernel_spatial(fn, rhs_shape, dn)
     strides_ = _checks.positive_ints(fn, "strides", strides, n, allow_none=False)
     rhs_dil = _checks.positive_ints(fn, "rhs_dilation", rhs_dilation, n)
     pad_arg = transpose_padding(fn, padding, n)

@@ -19,6 +19,7 @@ import functools
 from dataclasses import dataclass
 from typing import Any
 
+import jax.numpy as jnp
 import saiunit as u
 
 from unitconv._checks import shape_of
@@ -31,7 +32,10 @@ DimensionMismatchError = u.DimensionMismatchError
 def split(fn: str, name: str, x: Any) -> tuple[Any, Unit | None]:
     """Split ``x`` into its mantissa and unit (``None`` for a plain array)."""
     if isinstance(x, Quantity):
-        return x.mantissa, x.unit
+        mantissa = x.mantissa
+        if not hasattr(mantissa, "shape"):  # a scalar Quantity keeps a Python number
+            mantissa = jnp.asarray(mantissa)
+        return mantissa, x.unit
     shape_of(fn, name, x)
     return x, None
 

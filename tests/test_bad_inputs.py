@@ -1,0 +1,810 @@
+"""Catalogue of bad calls: each one raises a clear Python exception up front.
+
+Every row is one distinct bad call. It must raise exactly the listed
+exception type (not an XLA or jax-internal error), its message must start
+with the function's name and contain the listed fragment, and, for the rows
+checked up front, jax.lax must never be reached: its convolutions are
+replaced by a tripwire while the catalogue runs.
+
+Zero-size arrays are *valid*: the result has exactly jax.lax's shape, dtype
+and values (empty, or zeros where a sum over an empty axis is taken). NaN and
+Inf inputs are valid too: they propagate and never raise.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable
+from typing import Any, NamedTuple
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+import saiunit as u
+from jax import lax
+
+import unitconv
+from unitconv import (
+    ConvolutionTranspose,
+    conv,
+    conv_general_dilated,
+    conv_transpose,
+    conv_transpose_shape,
+    conv_with_general_padding,
+)
+
+
+def arr(*shape: int, dtype: Any = np.float32) -> jax.Array:
+    """A device array of ones (built in NumPy: no XLA compile)."""
+    return jnp.asarray(np.ones(shape, dtype))
+
+
+# Channels-first operands for the forward convolutions: lhs (N, C, W), rhs (O, I, W).
+X = arr(2, 3, 8)
+W = arr(4, 3, 3)
+XQ = X * u.mV
+WQ = W * u.nS
+# Channels-last operands for conv_transpose: lhs (N, W, C), rhs (W, I, O).
+XT = arr(2, 8, 3)
+WT = arr(3, 3, 4)
+XTQ = XT * u.mV
+WTQ = WT * u.nS
+X4 = arr(2, 3, 5, 5)
+W4 = arr(4, 3, 3, 3)
+BIG = 2**31  # one more than the largest stride, dilation or padding accepted
+XL = arr(2, 6, 3) * u.mV  # a channels-last layer input (N, W, C)
+KEY = jax.random.key(0)
+
+
+def ulinen() -> Any:
+    """unitconv.linen (imported on use: it needs flax)."""
+    from unitconv import linen
+
+    return linen
+
+
+def linen_init(kind: str, x: Any, **attrs: Any) -> Any:
+    """Initialise a 1-D layer with 4 features (attributes may override)."""
+    attrs = {"features": 4, "kernel_size": (3,), **attrs}
+    return getattr(ulinen(), kind)(**attrs).init(KEY, x)
+
+
+def linen_apply_with(name: str, unit: u.Unit) -> Any:
+    """Apply a mV -> pA ConvTranspose whose `name` parameter was swapped for one in `unit`."""
+    layer = ulinen().ConvTranspose(4, (3,), kernel_unit=u.nS, in_unit=u.mV)
+    params = {"kernel": arr(3, 3, 4) * u.nS, "bias": arr(4) * u.pA}
+    params[name] = params[name].mantissa * unit
+    return layer.apply({"params": params}, XL)
+
+
+class Row(NamedTuple):
+    id: str
+    call: Callable[[], Any]
+    exc: type[BaseException]
+    fragment: str
+    upfront: bool = True  # False: passed to jax.lax unchanged, jax raises its own clear Python error
+
+
+def cgd(*args: Any, **kwargs: Any) -> Any:
+    return conv_general_dilated(XQ, WQ, *args, **kwargs)
+
+
+def ct(*args: Any, **kwargs: Any) -> Any:
+    return conv_transpose(XTQ, WTQ, *args, **kwargs)
+
+
+ROWS = [
+    # --- ranks -----------------------------------------------------------------------------
+    Row("lhs-rank-1", lambda: conv_general_dilated(arr(3), W, (1,), "SAME"), ValueError, "rank n+2 >= 2"),
+    Row("rank-mismatch", lambda: conv_general_dilated(X, W4, (1,), "SAME"), ValueError, "must have the same rank"),
+    Row("scalar-quantity", lambda: conv(3.0 * u.mV, W, (1,), "SAME"), ValueError, "got shape () of rank 0"),
+    Row("ct-lhs-rank-1", lambda: conv_transpose(arr(3), arr(3), (), "SAME"), ValueError, "rank n+2 >= 2"),
+    Row(
+        "ct-rank-6-no-default",
+        lambda: conv_transpose(arr(*[1] * 6), arr(*[1] * 6), (1,) * 4, "SAME"),
+        ValueError,
+        "no default `dimension_numbers` for operands of rank 6",
+    ),
+    # --- shapes ----------------------------------------------------------------------------
+    Row(
+        "feature-mismatch",
+        lambda: conv_general_dilated(X, arr(4, 2, 3), (1,), "SAME"),
+        ValueError,
+        "rhs input-feature size (=2) must equal the lhs feature size (=3)",
+    ),
+    Row(
+        "ct-feature-mismatch",
+        lambda: conv_transpose(XT, arr(3, 2, 4), (1,), "SAME"),
+        ValueError,
+        "rhs input-feature size (=2) must equal the lhs feature size (=3)",
+    ),
+    Row(
+        "ct-transpose-kernel-mismatch",
+        lambda: conv_transpose(XT, WT, (1,), "SAME", transpose_kernel=True),
+        ValueError,
+        "rhs output-feature size (=4) must equal the lhs feature size (=3)",
+    ),
+    Row("zero-size-kernel", lambda: conv(X, arr(4, 3, 0), (1,), "SAME"), ValueError, "spatial dimension 0 has size 0"),
+    Row(
+        "ct-zero-size-kernel",
+        lambda: conv_transpose(XT, arr(0, 3, 4), (1,), "SAME"),
+        ValueError,
+        "spatial dimension 0 has size 0",
+    ),
+    # --- strides ---------------------------------------------------------------------------
+    Row("strides-length", lambda: cgd((1, 1), "SAME"), ValueError, "`window_strides` must have 1 entries"),
+    Row("stride-zero", lambda: cgd((0,), "SAME"), ValueError, "`window_strides`[0] must be a positive integer, got 0"),
+    Row("stride-negative", lambda: conv(X, W, (-1,), "SAME"), ValueError, "must be a positive integer, got -1"),
+    Row("stride-float", lambda: cgd((2.0,), "SAME"), TypeError, "`window_strides[0]` must be an integer, got 2.0"),
+    Row("stride-bare-int", lambda: cgd(2, "SAME"), TypeError, "`window_strides` must be a sequence of 1"),
+    Row("stride-none", lambda: cgd(None, "SAME"), TypeError, "`window_strides` must be a sequence of 1"),
+    Row("stride-bool", lambda: cgd((True,), "SAME"), TypeError, "`window_strides[0]` must be an integer, got True"),
+    Row("ct-strides-string", lambda: ct("2", "SAME"), TypeError, "`strides` must be a sequence of 1"),
+    Row("ct-stride-quantity", lambda: ct((2 * u.ms,), "SAME"), TypeError, "`strides` must be plain integers"),
+    Row("stride-quantity-array", lambda: cgd(jnp.array([2]) * u.ms, "SAME"), TypeError, "must be plain integers"),
+    # --- dilation --------------------------------------------------------------------------
+    Row(
+        "rhs-dilation-zero",
+        lambda: cgd((1,), "SAME", rhs_dilation=(0,)),
+        ValueError,
+        "`rhs_dilation`[0] must be a positive",
+    ),
+    Row(
+        "lhs-dilation-length",
+        lambda: cgd((1,), [(0, 0)], lhs_dilation=(1, 1)),
+        ValueError,
+        "`lhs_dilation` must have 1 entries",
+    ),
+    Row(
+        "lhs-dilation-string-padding",
+        lambda: conv_with_general_padding(X, W, (1,), "SAME", (2,), None),
+        ValueError,
+        "cannot be combined with `lhs_dilation`",
+    ),
+    Row("ct-rhs-dilation-float", lambda: ct((1,), "SAME", (1.5,)), TypeError, "`rhs_dilation[0]` must be an integer"),
+    Row("rhs-dilation-quantity", lambda: cgd((1,), "SAME", rhs_dilation=(1 * u.meter,)), TypeError, "plain integers"),
+    # --- huge strides, dilations, paddings --------------------------------------------------
+    Row("huge-stride", lambda: cgd((BIG,), "VALID"), ValueError, "`window_strides`[0] (=2147483648) must be at most"),
+    Row("ct-huge-stride", lambda: ct((2**40,), "SAME"), ValueError, "`strides`[0] (=1099511627776) must be at most"),
+    Row("ct-stride-output-too-large", lambda: ct((2**30,), "SAME"), ValueError, "more than the 2147483647"),
+    Row("huge-rhs-dilation", lambda: cgd((1,), "SAME", rhs_dilation=(2**40,)), ValueError, "`rhs_dilation`[0]"),
+    Row(
+        "lhs-dilation-too-large",
+        lambda: cgd((1,), [(0, 0)], lhs_dilation=(2**30,)),
+        ValueError,
+        "more than the 2147483647",
+    ),
+    Row("huge-padding", lambda: cgd((1,), [(BIG, 0)]), ValueError, "must have entries in [-2147483647, 2147483647]"),
+    Row("padding-too-large", lambda: cgd((1,), [(BIG - 1, 0)]), ValueError, "more than the 2147483647"),
+    # --- padding forms ---------------------------------------------------------------------
+    Row("padding-unknown-string", lambda: cgd((1,), "FULL"), ValueError, "`padding` must be one of 'SAME'"),
+    Row("padding-trailing-space", lambda: conv(X, W, (1,), "VALID "), ValueError, "got 'VALID '"),
+    Row("ct-padding-lowercase", lambda: ct((1,), "same"), ValueError, "Did you mean 'SAME'?"),
+    Row("ct-padding-same-lower", lambda: ct((1,), "SAME_LOWER"), ValueError, "`padding` must be 'SAME', 'VALID'"),
+    Row("padding-int", lambda: cgd((1,), 1), TypeError, "`padding` must be a string or a sequence of 1"),
+    Row("padding-none", lambda: cgd((1,), None), TypeError, "`padding` must be a string or a sequence of 1"),
+    Row("padding-flat-pair", lambda: cgd((1,), (1, 1)), ValueError, "must have 1 (low, high) pairs"),
+    Row("padding-triple", lambda: cgd((1,), [(1, 2, 3)]), TypeError, "`padding`[0] must be a (low, high) pair"),
+    Row("padding-float", lambda: cgd((1,), [(1.5, 0)]), TypeError, "`padding[0][0]` must be an integer"),
+    Row("padding-quantity", lambda: cgd((1,), [(1 * u.mV, 1)]), TypeError, "`padding` must be plain integers"),
+    Row("padding-removes-all", lambda: cgd((1,), [(-5, -5)]), ValueError, "removes more than the input's spatial"),
+    Row("ct-padding-removes-all", lambda: ct((1,), [(-20, 0)]), ValueError, "removes more than the input's spatial"),
+    Row(
+        "cwgp-padding-pairs-length",
+        lambda: conv_with_general_padding(X, W, (1,), [(0, 0), (0, 0)], None, None),
+        ValueError,
+        "must have 1 (low, high) pairs",
+    ),
+    # --- dimension_numbers -----------------------------------------------------------------
+    Row(
+        "dn-two-strings",
+        lambda: cgd((1,), "SAME", dimension_numbers=("NCH", "OIH")),
+        ValueError,
+        "must have three strings",
+    ),
+    Row(
+        "dn-wrong-length",
+        lambda: cgd((1,), "SAME", dimension_numbers=("NCHW", "OIHW", "NCHW")),
+        ValueError,
+        "must have one character per operand dimension (3)",
+    ),
+    Row(
+        "dn-missing-c",
+        lambda: cgd((1,), "SAME", dimension_numbers=("NNH", "OIH", "NCH")),
+        ValueError,
+        "must contain 'N' and 'C' exactly once",
+    ),
+    Row(
+        "dn-missing-i",
+        lambda: cgd((1,), "SAME", dimension_numbers=("NCH", "OOH", "NCH")),
+        ValueError,
+        "must contain 'O' and 'I' exactly once",
+    ),
+    Row(
+        "dn-spatial-differ",
+        lambda: cgd((1,), "SAME", dimension_numbers=("NCH", "OIW", "NCH")),
+        ValueError,
+        "must use the same spatial characters",
+    ),
+    Row(
+        "dn-repeated",
+        lambda: conv_general_dilated(X4, W4, (1, 1), "SAME", dimension_numbers=("NCHH", "OIHW", "NCHW")),
+        ValueError,
+        "must not repeat a character",
+    ),
+    Row(
+        "dn-plain-string",
+        lambda: cgd((1,), "SAME", dimension_numbers="NCH"),
+        TypeError,
+        "must be None, a ConvDimension",
+    ),
+    Row(
+        "dn-ints", lambda: cgd((1,), "SAME", dimension_numbers=(1, 2, 3)), TypeError, "`dimension_numbers[0]` must be a"
+    ),
+    Row(
+        "dn-bad-permutation",
+        lambda: cgd((1,), "SAME", dimension_numbers=lax.ConvDimensionNumbers((0, 1, 2, 3), (0, 1, 2), (0, 1, 2))),
+        ValueError,
+        "must be a permutation of range(3)",
+    ),
+    Row(
+        "ct-dn-rank-4-strings",
+        lambda: ct((1,), "SAME", dimension_numbers=("NHWC", "HWIO", "NHWC")),
+        ValueError,
+        "one character per operand dimension (3)",
+    ),
+    # --- groups ----------------------------------------------------------------------------
+    Row(
+        "fgc-zero",
+        lambda: cgd((1,), "SAME", feature_group_count=0),
+        ValueError,
+        "`feature_group_count` must be a positive",
+    ),
+    Row(
+        "fgc-not-divisor",
+        lambda: cgd((1,), "SAME", feature_group_count=2),
+        ValueError,
+        "lhs feature size (=3) must be divisible by `feature_group_count` (=2)",
+    ),
+    Row(
+        "fgc-float",
+        lambda: cgd((1,), "SAME", feature_group_count=1.5),
+        TypeError,
+        "`feature_group_count` must be an int",
+    ),
+    Row(
+        "fgc-and-bgc",
+        lambda: cgd((1,), "SAME", feature_group_count=3, batch_group_count=2),
+        ValueError,
+        "at most one of `feature_group_count` (=3) and `batch_group_count` (=2)",
+    ),
+    Row(
+        "bgc-not-divisor",
+        lambda: cgd((1,), "SAME", batch_group_count=3),
+        ValueError,
+        "lhs batch size (=2) must be divisible by `batch_group_count` (=3)",
+    ),
+    Row(
+        "fgc-out-not-divisor",
+        lambda: conv_general_dilated(X, arr(4, 1, 3), (1,), "SAME", feature_group_count=3),
+        ValueError,
+        "rhs output-feature size (=4) must be divisible by `feature_group_count` (=3)",
+    ),
+    Row("fgc-quantity", lambda: cgd((1,), "SAME", feature_group_count=1 * u.mV), TypeError, "must be plain integers"),
+    Row("bgc-bool", lambda: cgd((1,), "SAME", batch_group_count=True), TypeError, "`batch_group_count` must be an int"),
+    # --- units -----------------------------------------------------------------------------
+    Row(
+        "out-unit-dimension",
+        lambda: cgd((1,), "SAME", out_unit=u.mV),
+        u.DimensionMismatchError,
+        "unit(lhs) * unit(rhs) = mV * nS = pA",
+    ),
+    Row(
+        "ct-out-unit-dimension",
+        lambda: ct((2,), "SAME", out_unit=u.second),
+        u.DimensionMismatchError,
+        "`out_unit` (=s) has dimension",
+    ),
+    Row(
+        "out-unit-plain-operands",
+        lambda: conv(X, W, (1,), "SAME", out_unit=u.pA),
+        u.DimensionMismatchError,
+        "1 (a plain array) * 1 (a plain array)",
+    ),
+    Row("out-unit-quantity", lambda: conv(XQ, WQ, (1,), "SAME", out_unit=1 * u.pA), TypeError, "got a Quantity"),
+    Row(
+        "out-unit-string",
+        lambda: conv_with_general_padding(XQ, WQ, (1,), "SAME", None, None, out_unit="pA"),
+        TypeError,
+        "`out_unit` must be a saiunit Unit",
+    ),
+    # --- non-array inputs ------------------------------------------------------------------
+    Row("lhs-list", lambda: conv_general_dilated([[[1.0]]], W, (1,), "SAME"), TypeError, "got list"),
+    Row("ct-rhs-none", lambda: conv_transpose(XT, None, (1,), "SAME"), TypeError, "`rhs` must be an array"),
+    Row("lhs-float", lambda: conv(1.0, W, (1,), "SAME"), TypeError, "`lhs` must be an array or a saiunit Quantity"),
+    Row("rhs-string", lambda: conv_with_general_padding(X, "w", (1,), "SAME", None, None), TypeError, "got str"),
+    Row("lhs-unit", lambda: conv_general_dilated(u.mV, W, (1,), "SAME"), TypeError, "got Unit"),
+    Row("lhs-range", lambda: conv_transpose(range(3), WT, (1,), "SAME"), TypeError, "got range"),
+    # --- dtypes and flags ------------------------------------------------------------------
+    Row(
+        "dtype-mismatch",
+        lambda: conv_general_dilated(X, arr(4, 3, 3, dtype=np.float16), (1,), "SAME"),
+        TypeError,
+        "must have the same dtype, got float32 and float16",
+    ),
+    Row(
+        "ct-complex-vs-float",
+        lambda: conv_transpose(arr(2, 8, 3, dtype=np.complex64), WT, (1,), "SAME"),
+        TypeError,
+        "got complex64 and float32",
+    ),
+    Row(
+        "ct-transpose-kernel-string",
+        lambda: ct((1,), "SAME", transpose_kernel="yes"),
+        TypeError,
+        "`transpose_kernel` must be True or False",
+    ),
+    Row(
+        "ct-consistent-padding-int",
+        lambda: ct((1,), "SAME", use_consistent_padding=1),
+        TypeError,
+        "`use_consistent_padding` must be True or False",
+    ),
+    Row(
+        "out-sharding-string",
+        lambda: cgd((1,), "SAME", out_sharding="x"),
+        TypeError,
+        "`out_sharding` must be None, a jax.sharding.NamedSharding",
+    ),
+    # --- conv_transpose beyond jax.lax: output_padding, output_shape, groups, CIRCULAR ---------
+    Row(
+        "output-padding-too-large",
+        lambda: ct((2,), "SAME", output_padding=2),
+        ValueError,
+        "`output_padding`[0] (=2) must be in [0, 2) for stride 2",
+    ),
+    Row("output-padding-negative", lambda: ct((2,), "SAME", output_padding=-1), ValueError, "must be in [0, 2)"),
+    Row(
+        "output-padding-float",
+        lambda: ct((2,), "SAME", output_padding=0.5),
+        TypeError,
+        "`output_padding` must be None, an integer or a sequence of 1 integers",
+    ),
+    Row(
+        "output-padding-quantity",
+        lambda: ct((2,), "SAME", output_padding=1 * u.mV),
+        TypeError,
+        "`output_padding` must be plain integers",
+    ),
+    Row(
+        "output-padding-length",
+        lambda: ct((2,), "SAME", output_padding=(1, 1)),
+        ValueError,
+        "`output_padding` must be an integer or have 1 entries",
+    ),
+    Row(
+        "output-shape-unreachable",
+        lambda: ct((2,), "SAME", output_shape=(20,)),
+        ValueError,
+        "`output_shape`[0] (=20) is not reachable",
+    ),
+    Row(
+        "output-shape-unreachable-pairs",
+        lambda: ct((2,), [(1, 1)], output_shape=(30,)),
+        ValueError,
+        "so it must be in [15, 16]",
+    ),
+    Row(
+        "output-shape-and-padding",
+        lambda: ct((2,), "SAME", output_shape=(16,), output_padding=1),
+        TypeError,
+        "give at most one of `output_padding` (=1) and `output_shape`",
+    ),
+    Row(
+        "output-shape-length",
+        lambda: ct((2,), "SAME", output_shape=(16, 16)),
+        ValueError,
+        "`output_shape` must have 1 entries",
+    ),
+    Row(
+        "output-shape-negative",
+        lambda: ct((2,), "SAME", output_shape=(-1,)),
+        ValueError,
+        "`output_shape`[0] must be a non-negative integer",
+    ),
+    Row("output-shape-int", lambda: ct((2,), "SAME", output_shape=16), TypeError, "got 16 (int)"),
+    Row(
+        "ct-groups-zero",
+        lambda: ct((2,), "SAME", feature_group_count=0),
+        ValueError,
+        "`feature_group_count` must be a positive integer, got 0",
+    ),
+    Row(
+        "ct-groups-not-divisor",
+        lambda: ct((2,), "SAME", feature_group_count=2),
+        ValueError,
+        "lhs feature size (=3) must be divisible by `feature_group_count` (=2)",
+    ),
+    Row(
+        "ct-groups-float",
+        lambda: ct((2,), "SAME", feature_group_count=1.0),
+        TypeError,
+        "`feature_group_count` must be an integer, got 1.0",
+    ),
+    Row(
+        "circular-output-padding",
+        lambda: ct((2,), "CIRCULAR", output_padding=1),
+        ValueError,
+        "must be 0 with padding='CIRCULAR'",
+    ),
+    Row(
+        "circular-empty",
+        lambda: conv_transpose(arr(2, 0, 3), WT, (2,), "CIRCULAR"),
+        ValueError,
+        "padding='CIRCULAR' needs non-empty spatial dimensions",
+    ),
+    Row(
+        "circular-output-shape",
+        lambda: ct((2,), "CIRCULAR", output_shape=(15,)),
+        ValueError,
+        "must equal lhs size x stride (=8 x 2 = 16)",
+    ),
+    Row("circular-lowercase", lambda: ct((2,), "circular"), ValueError, "Did you mean 'CIRCULAR'?"),
+    Row(
+        "shape-helper-array",
+        lambda: conv_transpose_shape(XT, WT.shape, (2,), "SAME"),
+        TypeError,
+        "Pass `x.shape` rather than the array itself",
+    ),
+    Row(
+        "shape-helper-negative",
+        lambda: conv_transpose_shape((2, -8, 3), WT.shape, (2,), "SAME"),
+        ValueError,
+        "`lhs_shape`[1] must be a non-negative integer, got -8",
+    ),
+    Row(
+        "shape-helper-rank",
+        lambda: conv_transpose_shape((2, 8, 3), (3, 3), (2,), "SAME"),
+        ValueError,
+        "must have the same rank",
+    ),
+    Row(
+        "shape-helper-output-padding",
+        lambda: conv_transpose_shape((2, 8, 3), (3, 3, 4), (2,), "SAME", output_padding=5),
+        ValueError,
+        "`output_padding`[0] (=5) must be in [0, 2)",
+    ),
+    # --- flax.linen layers ----------------------------------------------------------------
+    Row(
+        "linen-input-dimension",
+        lambda: linen_init("Conv", XL * u.second / u.mV, kernel_unit=u.nS, in_unit=u.mV),
+        u.DimensionMismatchError,
+        "the input is in s (dimension s), but the layer's `in_unit` is mV",
+    ),
+    Row(
+        "linen-plain-input",
+        lambda: linen_init("Conv", XL.mantissa, kernel_unit=u.nS, in_unit=u.mV),
+        u.DimensionMismatchError,
+        "the input is a plain array without a unit",
+    ),
+    Row(
+        "linen-out-unit",
+        lambda: ulinen().Conv(4, (3,), kernel_unit=u.nS, in_unit=u.mV, out_unit=u.mV),
+        u.DimensionMismatchError,
+        "`out_unit` (=mV) has dimension",
+    ),
+    Row(
+        "linen-out-unit-at-init",
+        lambda: linen_init("ConvTranspose", XL, kernel_unit=u.nS, out_unit=u.mV),
+        u.DimensionMismatchError,
+        "mV * nS = pA",
+    ),
+    Row(
+        "linen-kernel-unit-quantity",
+        lambda: ulinen().ConvTranspose(4, (3,), kernel_unit=1 * u.nS),
+        TypeError,
+        "`kernel_unit` must be a unit such as u.mV, got a Quantity",
+    ),
+    Row(
+        "linen-in-unit-string",
+        lambda: ulinen().Conv(4, (3,), in_unit="mV"),
+        TypeError,
+        "`in_unit` must be None or a saiunit Unit",
+    ),
+    Row(
+        "linen-bias-unit",
+        lambda: linen_apply_with("bias", u.mV),
+        u.DimensionMismatchError,
+        "the 'bias' parameter is in mV",
+    ),
+    Row(
+        "linen-kernel-param-unit",
+        lambda: linen_apply_with("kernel", u.mV),
+        u.DimensionMismatchError,
+        "the 'kernel' parameter is in mV",
+    ),
+    Row("linen-features-zero", lambda: linen_init("Conv", XL, features=0), ValueError, "`features` must be a positive"),
+    Row(
+        "linen-kernel-size-zero",
+        lambda: linen_init("Conv", XL, kernel_size=(0,)),
+        ValueError,
+        "`kernel_size`[0] must be a positive integer",
+    ),
+    Row(
+        "linen-strides-zero",
+        lambda: linen_init("ConvTranspose", XL, strides=0),
+        ValueError,
+        "`strides`[0] must be a positive integer, got 0",
+    ),
+    Row(
+        "linen-padding-unknown",
+        lambda: linen_init("ConvTranspose", XL, padding="FOO"),
+        ValueError,
+        "`padding` must be one of 'SAME', 'VALID', 'CIRCULAR'",
+    ),
+    Row(
+        "linen-causal-2d",
+        lambda: linen_init("Conv", arr(2, 6, 6, 3), kernel_size=(3, 3), padding="CAUSAL"),
+        ValueError,
+        "`padding`='CAUSAL' needs a 1-D kernel",
+    ),
+    Row(
+        "linen-groups",
+        lambda: linen_init("ConvTranspose", XL, feature_group_count=2),
+        ValueError,
+        "the input's feature size (=3) must be divisible by `feature_group_count` (=2)",
+    ),
+    Row(
+        "linen-input-rank",
+        lambda: linen_init("Conv", arr(6, 3), kernel_size=(3, 3)),
+        ValueError,
+        "`inputs` must have shape (*batch, spatial, spatial, features)",
+    ),
+    Row(
+        "linen-mask-shape",
+        lambda: linen_init("Conv", XL, mask=jnp.ones((2, 2))),
+        ValueError,
+        "`mask` must have the kernel's shape (3, 3, 4)",
+    ),
+    Row(
+        "linen-output-padding",
+        lambda: linen_init("ConvTranspose", XL, strides=2, output_padding=3),
+        ValueError,
+        "`output_padding`[0] (=3) must be in [0, 2)",
+    ),
+    # --- CNTK's ConvolutionTranspose ---------------------------------------------------------
+    Row("cntk-sharing", lambda: ConvolutionTranspose((3,), 4, sharing=False), ValueError, "`sharing` must be True"),
+    Row("cntk-num-filters-zero", lambda: ConvolutionTranspose((3,), 0), ValueError, "`num_filters` must be a positive"),
+    Row(
+        "cntk-filter-shape-zero",
+        lambda: ConvolutionTranspose((0,), 4),
+        ValueError,
+        "`filter_shape`[0] must be a positive integer",
+    ),
+    Row(
+        "cntk-strides-length",
+        lambda: ConvolutionTranspose((3,), 4, strides=(1, 2)),
+        ValueError,
+        "`strides` must have 1 entries",
+    ),
+    Row(
+        "cntk-pad-length",
+        lambda: ConvolutionTranspose((3,), 4, pad=[True, False]),
+        ValueError,
+        "`pad` must be a bool or have 1 entries",
+    ),
+    Row(
+        "cntk-init-bias-unit",
+        lambda: ConvolutionTranspose((3,), 4, init=1.0 * u.nS, init_bias=0.0 * u.mV).build(KEY, arr(2, 3, 5) * u.mV),
+        u.DimensionMismatchError,
+        "`init_bias` is in mV",
+    ),
+    Row(
+        "cntk-init-shape",
+        lambda: ConvolutionTranspose((3,), 4, init=jnp.ones((2, 2))).build(KEY, arr(2, 3, 5)),
+        ValueError,
+        "`init` must be a scalar or have shape (3, 4, 3)",
+    ),
+    Row("cntk-unbuilt", lambda: ConvolutionTranspose((3,), 4)(arr(2, 3, 5)), TypeError, "the layer is not built yet"),
+    Row(
+        "cntk-input-depth",
+        lambda: ConvolutionTranspose((3,), 4).build(KEY, arr(2, 3, 5))(arr(2, 2, 5)),
+        ValueError,
+        "the input depth (=2, axis -2 of shape (2, 2, 5)) must equal",
+    ),
+    Row("cntk-init-string", lambda: ConvolutionTranspose((3,), 4, init="glorot"), TypeError, "got 'glorot' (str)"),
+    Row(
+        "cntk-in-unit-with-example",
+        lambda: ConvolutionTranspose((3,), 4).build(KEY, arr(2, 3, 5), in_unit=u.mV),
+        TypeError,
+        "`in_unit` is only for building from a shape",
+    ),
+    Row(
+        "cntk-input-unit",
+        lambda: ConvolutionTranspose((3,), 4, init=1.0 * u.nS).build(KEY, arr(2, 3, 5) * u.mV)(arr(2, 3, 5) * u.second),
+        u.DimensionMismatchError,
+        "but the bias `b` is in pA",
+    ),
+    Row(
+        "cntk-activation",
+        lambda: ConvolutionTranspose((3,), 4, activation="relu"),
+        TypeError,
+        "`activation` must be callable",
+    ),
+    Row(
+        "cntk-reduction-rank",
+        lambda: ConvolutionTranspose((3,), 4, reduction_rank=2),
+        ValueError,
+        "`reduction_rank` must be 0 (no input depth axis) or 1, got 2",
+    ),
+    # --- passed to jax.lax unchanged: jax raises its own clear Python error -----------------
+    Row(
+        "precision-unknown",
+        lambda: cgd((1,), "SAME", precision="sloppy"),
+        ValueError,
+        "Precision argument must be",
+        upfront=False,
+    ),
+    Row(
+        "preferred-int-for-float",
+        lambda: cgd((1,), "SAME", preferred_element_type=jnp.int32),
+        TypeError,
+        "Input type is incompatible with `preferred_element_type`",
+        upfront=False,
+    ),
+]
+
+FUNCTION_NAMES = ("conv_general_dilated", "conv_with_general_padding", "conv_transpose", "conv")
+#: Messages start with one of these: a function's name, conv_transpose_shape, or a layer's class name.
+MESSAGE_PREFIXES = (*FUNCTION_NAMES, "conv_transpose_shape: ", "Conv: ", "ConvTranspose: ", "ConvolutionTranspose: ")
+
+
+class ReachedJax(AssertionError):
+    """Raised by the tripwire when a bad call gets as far as jax.lax."""
+
+
+@pytest.fixture
+def tripwire(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Replace jax.lax's convolutions so that any bad call reaching them fails the test."""
+
+    def fail(*args: Any, **kwargs: Any) -> Any:
+        msg = "a bad call reached jax.lax instead of failing up front"
+        raise ReachedJax(msg)
+
+    for name in FUNCTION_NAMES:
+        monkeypatch.setattr(lax, name, fail)
+
+
+def test_catalogue_is_large_and_distinct() -> None:
+    assert len({row.id for row in ROWS}) == len(ROWS)
+    assert len(ROWS) >= 50
+
+
+@pytest.mark.parametrize("row", [r for r in ROWS if r.upfront], ids=lambda r: r.id)
+@pytest.mark.usefixtures("tripwire")
+def test_bad_call_fails_up_front(row: Row) -> None:
+    with pytest.raises(Exception) as info:  # noqa: PT011 - the exact type is asserted below
+        row.call()
+    err = info.value
+    assert type(err) is row.exc, f"{type(err).__name__}: {err}"
+    message = str(err)
+    assert message.startswith(MESSAGE_PREFIXES), message
+    assert row.fragment in message, message
+
+
+@pytest.mark.parametrize("row", [r for r in ROWS if not r.upfront], ids=lambda r: r.id)
+def test_bad_call_passed_through_raises_python_error(row: Row) -> None:
+    with pytest.raises(row.exc, match=re.escape(row.fragment)):
+        row.call()
+
+
+# --- zero-size arrays: valid, the same (empty or zero) result as jax.lax ------------------
+def _zero_size_calls() -> list[tuple[str, Any, Any, Any, tuple]]:
+    """(id, unitconv function, lax function, args after lhs and rhs, (lhs shape, rhs shape))."""
+    return [
+        ("cgd-batch-0", conv_general_dilated, lax.conv_general_dilated, ((1,), "SAME"), ((0, 3, 8), (4, 3, 3))),
+        ("cgd-spatial-0", conv_general_dilated, lax.conv_general_dilated, ((1,), "VALID"), ((2, 3, 0), (4, 3, 3))),
+        ("cgd-features-0", conv_general_dilated, lax.conv_general_dilated, ((1,), "SAME"), ((2, 0, 8), (4, 0, 3))),
+        ("cgd-out-features-0", conv_general_dilated, lax.conv_general_dilated, ((2,), "SAME"), ((2, 3, 8), (0, 3, 3))),
+        (
+            "cgd-cropped-to-0",
+            conv_general_dilated,
+            lax.conv_general_dilated,
+            ((1,), [(-3, -3)]),
+            ((2, 3, 8), (4, 3, 3)),
+        ),
+        ("conv-batch-0-2d", conv, lax.conv, ((1, 1), "SAME"), ((0, 3, 4, 4), (4, 3, 3, 3))),
+        (
+            "cwgp-spatial-0",
+            conv_with_general_padding,
+            lax.conv_with_general_padding,
+            ((1,), [(0, 0)], None, None),
+            ((2, 3, 0), (4, 3, 1)),
+        ),
+        ("ct-batch-0", conv_transpose, lax.conv_transpose, ((2,), "SAME"), ((0, 8, 3), (3, 3, 4))),
+        ("ct-spatial-0", conv_transpose, lax.conv_transpose, ((2,), "VALID"), ((2, 0, 3), (3, 3, 4))),
+        ("ct-out-features-0", conv_transpose, lax.conv_transpose, ((2,), "SAME"), ((2, 8, 3), (3, 3, 0))),
+    ]
+
+
+@pytest.mark.parametrize(
+    ("fn", "lax_fn", "args", "shapes"), [c[1:] for c in _zero_size_calls()], ids=[c[0] for c in _zero_size_calls()]
+)
+def test_zero_size_arrays_return_empty_like_lax(fn: Any, lax_fn: Any, args: tuple, shapes: tuple) -> None:
+    lhs, rhs = arr(*shapes[0]), arr(*shapes[1])
+    want = lax_fn(lhs, rhs, *args)
+    got = fn(lhs * u.mV, rhs * u.nS, *args)
+    assert got.unit == u.pA
+    assert got.shape == want.shape
+    assert got.dtype == want.dtype
+    np.testing.assert_array_equal(np.asarray(got.mantissa), np.asarray(want))
+
+
+# --- NaN and Inf: propagate, never raise ---------------------------------------------------
+@pytest.mark.parametrize("bad", [np.nan, np.inf, -np.inf], ids=["nan", "inf", "-inf"])
+@pytest.mark.parametrize("where", ["lhs", "rhs"])
+@pytest.mark.parametrize("name", FUNCTION_NAMES)
+def test_nan_and_inf_propagate(name: str, where: str, bad: float) -> None:
+    if name == "conv_transpose":
+        lhs, rhs, args = np.ones((1, 5, 2), np.float32), np.ones((3, 2, 2), np.float32), ((2,), "SAME")
+    else:
+        lhs, rhs, args = np.ones((1, 2, 5), np.float32), np.ones((2, 2, 3), np.float32), ((1,), "SAME")
+    if name == "conv_with_general_padding":
+        args = (*args, None, None)
+    (lhs if where == "lhs" else rhs).flat[0] = bad
+    lhs, rhs = jnp.asarray(lhs), jnp.asarray(rhs)
+    want = np.asarray(getattr(lax, name)(lhs, rhs, *args))
+    if name == "conv_transpose":
+        # method='lax' is jax.lax's forward computation: NaN positions must match exactly.
+        exact = unitconv.conv_transpose(lhs * u.mV, rhs * u.nS, *args, method="lax")
+        np.testing.assert_array_equal(np.asarray(exact.mantissa), want)
+    got = getattr(unitconv, name)(lhs * u.mV, rhs * u.nS, *args)
+    assert got.unit == u.pA
+    assert_propagates(np.asarray(got.mantissa), want)
+    assert not np.isfinite(want).all()
+
+
+def assert_propagates(got: np.ndarray, want: np.ndarray) -> None:
+    """Every non-finite value of jax.lax's result is non-finite here too, with the same value.
+
+    The fast transposed-convolution methods (conv_transpose's default, method='auto') may
+    meet a NaN/Inf kernel tap with a padding zero that jax.lax's zero-inserted computation
+    skips, so they can have *more* NaNs at the borders; everywhere else the values agree.
+    """
+    bad = ~np.isfinite(want)
+    np.testing.assert_array_equal(got[bad], want[bad])
+    both_finite = np.isfinite(got) & np.isfinite(want)
+    np.testing.assert_allclose(got[both_finite], want[both_finite], rtol=1e-6)
+
+
+@pytest.mark.parametrize("bad", [np.nan, np.inf], ids=["nan", "inf"])
+@pytest.mark.parametrize("kind", ["Conv", "ConvTranspose"])
+def test_nan_and_inf_propagate_through_linen_layers(kind: str, bad: float) -> None:
+    import flax.linen as fnn
+
+    x = np.ones((1, 5, 2), np.float32)
+    x[0, 2, 1] = bad
+    x = jnp.asarray(x)
+    params = {"params": {"kernel": arr(3, 2, 3), "bias": arr(3)}}
+    want = np.asarray(getattr(fnn, kind)(3, (3,)).apply(params, x))
+    got = getattr(ulinen(), kind)(3, (3,)).apply(params, x)  # dimensionless: plain arrays, flax's output
+    np.testing.assert_array_equal(np.asarray(got), want)
+    assert not np.isfinite(want).all()
+
+
+@pytest.mark.parametrize("bad", [np.nan, -np.inf], ids=["nan", "-inf"])
+def test_nan_and_inf_propagate_through_convolution_transpose(bad: float) -> None:
+    x = np.ones((1, 2, 5), np.float32)
+    x[0, 1, 3] = bad
+    w = np.ones((2, 3, 3), np.float32)
+    layer = ConvolutionTranspose((3,), 3, pad=True, strides=2, init=w * u.nS).build(KEY, jnp.asarray(x) * u.mV)
+    got = layer(jnp.asarray(x) * u.mV)
+    want = np.asarray(
+        lax.conv_transpose(
+            jnp.asarray(x), jnp.asarray(w), (2,), "SAME", dimension_numbers=("NCH", "OIH", "NCH"), transpose_kernel=True
+        )
+    )
+    assert got.unit == u.pA
+    assert_propagates(np.asarray(got.mantissa), want)
+    assert not np.isfinite(want).all()

@@ -61,6 +61,7 @@ per static configuration, so a small eager call costs one dispatch.
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import itertools
 import math
@@ -824,18 +825,7 @@ def lhs_dilated_conv(
     if method != "xla" and not _supported(lhs, rhs, cfg):
         method = "xla"
     if method != cfg.method:
-        cfg = make_config(
-            lhs.shape,
-            rhs.shape,
-            strides,
-            pads,
-            rhs_dilation,
-            dn,
-            feature_group_count,
-            precision,
-            preferred_element_type,
-            method,
-        )
+        cfg = dataclasses.replace(cfg, method=method)  # same canonical fields, resolved method
     if _is_tracer(lhs) or _is_tracer(rhs):
         return _apply(cfg, lhs, rhs)
     return _jitted(cfg)(lhs, rhs)

@@ -87,7 +87,8 @@ def test_train_convtranspose(tmp_path, capsys):
     assert_png(tmp_path / "train_convtranspose.png")
     params = result["params"]["params"]
     assert params["bias"].unit == u.kelvin
-    assert not isinstance(params["kernel"], u.Quantity)  # dimensionless kernel: a plain array, as in flax
+    assert isinstance(params["kernel"], u.Quantity)
+    assert params["kernel"].unit == u.UNITLESS  # the default kernel_unit: dimensionless
     assert params["kernel"].shape == (4, 4, 1, 1)
     assert result["prediction"].unit == u.kelvin
     assert result["prediction"].shape == (32, 32)

@@ -102,6 +102,7 @@ def test_conv_transpose_equals_flax(kernel_size, strides, padding, dilation, tra
         layer = ul.ConvTranspose(**kw, method=method)
         xin = x
     variables = layer.init(KEY, xin)
+    assert variables["params"]["kernel"].unit == u.UNITLESS
     assert_same_tree_shapes(variables, ref_vars)
     for got, want in zip(jax.tree.leaves(strip(variables)), jax.tree.leaves(ref_vars), strict=True):
         np.testing.assert_array_equal(got, want)
@@ -119,6 +120,55 @@ def test_conv_transpose_equals_flax(kernel_size, strides, padding, dilation, tra
         np.testing.assert_allclose(mantissa(y), expected, rtol=0, atol=1e-6 * float(jnp.max(jnp.abs(expected))))
     else:
         np.testing.assert_array_equal(mantissa(y), expected)
+
+
+@pytest.mark.parametrize("kernel_unit", ["default", None])
+@pytest.mark.parametrize("module", ["ConvTranspose", "Conv"])
+def test_default_kernel_is_a_dimensionless_quantity_and_plain_in_gives_plain_out(module, kernel_unit):
+    x = randn(9, (2, 5, 2))
+    kw = {} if kernel_unit == "default" else {"kernel_unit": kernel_unit}
+    layer = getattr(ul, module)(4, (3,), method="lax", **kw) if module == "ConvTranspose" else ul.Conv(4, (3,), **kw)
+    ref = getattr(nn, module)(4, (3,))
+    variables = layer.init(KEY, x)
+    theirs = ref.init(KEY, x)
+    for name in ("kernel", "bias"):
+        param = variables["params"][name]
+        assert isinstance(param, u.Quantity), name
+        assert param.unit == u.UNITLESS, name
+        np.testing.assert_array_equal(param.mantissa, theirs["params"][name])
+    # Plain array in, plain array out, equal to flax's module on the same mantissas.
+    y = layer.apply(variables, x)
+    assert not isinstance(y, u.Quantity)
+    np.testing.assert_array_equal(y, ref.apply(theirs, x))
+    # flax's own plain-array parameters work as they are.
+    np.testing.assert_array_equal(layer.apply(theirs, x), ref.apply(theirs, x))
+    # A dimensionless Quantity input gives a dimensionless Quantity.
+    yq = layer.apply(variables, u.Quantity(x, unit=u.UNITLESS))
+    assert isinstance(yq, u.Quantity)
+    assert yq.unit == u.UNITLESS
+    np.testing.assert_array_equal(yq.mantissa, ref.apply(theirs, x))
+    # An out_unit always gives a Quantity, even a dimensionless one.
+    yo = layer.clone(out_unit=u.UNITLESS).apply(variables, x)
+    assert isinstance(yo, u.Quantity)
+    assert yo.unit == u.UNITLESS
+
+
+def test_default_layer_trains_with_plain_flax_code():
+    """nn.relu and a plain loss after a default (dimensionless) layer, as after flax's."""
+    x = randn(3, (4, 6, 2))
+    target = randn(4, (4, 12, 3))
+    layer = ul.ConvTranspose(3, (3,), strides=2, method="lax", **INIT)
+    ref = nn.ConvTranspose(3, (3,), strides=2, **INIT)
+    variables = layer.init(KEY, x)
+
+    def loss(params, module):
+        return jnp.mean((nn.relu(module.apply({"params": params}, x)) - target) ** 2)
+
+    grads = jax.grad(loss)(variables["params"], layer)
+    ref_grads = jax.grad(loss)(ref.init(KEY, x)["params"], ref)
+    for name in ("kernel", "bias"):
+        assert grads[name].unit == u.UNITLESS
+        np.testing.assert_allclose(grads[name].mantissa, ref_grads[name], rtol=1e-6, atol=1e-7)
 
 
 @pytest.mark.parametrize("module", ["ConvTranspose", "Conv"])
@@ -225,10 +275,19 @@ def test_transpose_keywords_are_checked():
     x = jnp.ones((1, 4, 2))
     with pytest.raises(ValueError, match="`features` \\(=3\\) must be divisible by `feature_group_count`"):
         ul.ConvTranspose(3, (3,), feature_group_count=2).init(KEY, x)
-    with pytest.raises(ValueError, match=r"`output_padding`\[0\] \(=2\) must be in \[0, 2\)"):
+    with pytest.raises(ValueError, match=r"^ConvTranspose: `output_padding`\[0\] \(=2\) must be in \[0, 2\)"):
         ul.ConvTranspose(3, (3,), strides=2, output_padding=2).init(KEY, x)
-    with pytest.raises(TypeError, match="at most one of `output_padding`"):
+    with pytest.raises(TypeError, match="^ConvTranspose: .*at most one of `output_padding`"):
         ul.ConvTranspose(3, (3,), strides=2, output_padding=1, output_shape=(9,)).init(KEY, x)
+    with pytest.raises(ValueError, match="^ConvTranspose: `output_shape`"):
+        ul.ConvTranspose(3, (3,), strides=2, output_shape=(20,)).init(KEY, x)
+
+    # Checked before any parameter is drawn.
+    def kernel_init(key, shape, dtype):
+        raise AssertionError("kernel_init called before output_padding was checked")
+
+    with pytest.raises(ValueError, match="`output_padding`"):
+        ul.ConvTranspose(3, (3,), strides=2, output_padding=2, kernel_init=kernel_init).init(KEY, x)
 
 
 CONV_CASES = [

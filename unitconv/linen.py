@@ -11,10 +11,10 @@ units follow the one rule of the package: ``unit(input) * unit(kernel)``.
 Three keyword-only attributes add units:
 
 ``kernel_unit``
-    The unit of the kernel. ``None`` (the default) means dimensionless, stored
-    as a plain array exactly as flax stores it; a :class:`saiunit.Unit`
-    (``u.UNITLESS`` included) makes the kernel a ``Quantity`` in that unit.
-    ``kernel_init`` draws the mantissa.
+    The unit of the kernel; the default ``u.UNITLESS`` is dimensionless
+    (``None`` means the same). The ``'kernel'`` parameter is a ``Quantity``
+    in this unit, and ``kernel_init`` draws its mantissa, so with the default
+    initialisers the mantissas are exactly the values flax draws.
 ``in_unit``
     The unit the input is expected in, or ``None`` to accept any unit. An
     input of another dimension raises :class:`saiunit.DimensionMismatchError`
@@ -47,9 +47,16 @@ mantissa and whose unit is static metadata, so:
 
 The bias is a Quantity in ``out_unit``, or else in ``unit(input) *
 kernel_unit`` (with ``in_unit=None`` the unit of the input given to ``init``
-fixes it). When neither the input nor the kernel carries a unit and no
-``out_unit`` is given, kernel, bias and output are plain arrays and the module
-computes exactly what flax's module computes.
+fixes it; a plain-array input counts as dimensionless).
+
+Plain arrays in, plain arrays out: when the input is a plain array, the
+kernel is dimensionless (``u.UNITLESS``, the default) and no ``out_unit`` is
+given, the output is a plain array, as saiunit's own ``*`` returns a plain
+array for a dimensionless product. The module then computes exactly what
+flax's module computes from the same mantissas, and the usual flax code after
+it (``nn.relu(y)``, ``jnp.mean((y - t) ** 2)``) works unchanged. The
+parameters are still dimensionless Quantities; ``apply`` also takes flax's own
+plain-array parameters for a dimensionless layer.
 
 Differences from flax: the deprecated ``conv_general_dilated`` and
 ``conv_general_dilated_cls`` attributes of ``flax.linen.Conv`` are absent (they
@@ -70,7 +77,7 @@ from flax.linen import initializers
 from flax.linen.dtypes import promote_dtype
 from flax.linen.module import Module, compact
 
-from unitconv import _checks, _units
+from unitconv import _checks, _transpose, _units
 from unitconv._functional import conv_general_dilated, conv_transpose
 
 __all__ = ("Conv", "ConvTranspose")
@@ -176,7 +183,9 @@ def _positive_int(fn: str, name: str, value: Any) -> int:
 
 
 def _show(unit: Unit | None) -> str:
-    return "no unit (a plain array)" if unit is None else f"{unit} (dimension {unit.dim})"
+    if unit is None:
+        return "no unit (a plain array)"
+    return f"{unit} (dimensionless)" if unit.dim == Unit().dim else f"{unit} (dimension {unit.dim})"
 
 
 def _dim(unit: Unit | None) -> Any:
@@ -295,6 +304,14 @@ class _UnitConvBase(Module):
         _units.product_unit(fn, _unit_of(x), self.kernel_unit, self.out_unit)
         return x, batch_shape, num_batch
 
+    def _kernel_unit(self) -> Unit:
+        """The kernel's unit; ``None`` means dimensionless."""
+        return Unit() if self.kernel_unit is None else self.kernel_unit
+
+    def _plain_output(self, inputs: Any, kernel: Any) -> bool:
+        """Whether the output is a plain array: plain input, dimensionless kernel, no out_unit."""
+        return not isinstance(inputs, Quantity) and self.out_unit is None and _unit_of(kernel) in (None, Unit())
+
     def _params(self, fn: str, x: Any, kernel_shape: tuple[int, ...], features: int) -> tuple[Any, Any]:
         """Create (or fetch) the kernel and the bias, check their units, apply the mask."""
         if self.mask is not None:
@@ -302,9 +319,10 @@ class _UnitConvBase(Module):
             if tuple(self.mask.shape) != kernel_shape:
                 msg = f"{fn}: `mask` must have the kernel's shape {kernel_shape}, got {tuple(self.mask.shape)}."
                 raise ValueError(msg)
-        init = _param_init(fn, "kernel", self.kernel_init, self.kernel_unit)
+        kernel_unit = self._kernel_unit()
+        init = _param_init(fn, "kernel", self.kernel_init, kernel_unit)
         kernel = self.param("kernel", init, kernel_shape, self.param_dtype)
-        _check_param_dim(fn, "kernel", kernel, self.kernel_unit, "the layer's `kernel_unit`")
+        _check_param_dim(fn, "kernel", kernel, kernel_unit, "the layer's `kernel_unit`")
         if self.mask is not None:
             kernel = _map_mantissa(kernel, lambda k: k * self.mask)
         if not self.use_bias:
@@ -321,8 +339,14 @@ class _UnitConvBase(Module):
         _check_param_dim(fn, "bias", bias, bias_unit, why)
         return kernel, bias
 
-    def _promote(self, x: Any, kernel: Any, bias: Any) -> tuple[Any, Any, Any]:
-        """flax's dtype promotion (``promote_dtype``), applied to the mantissas."""
+    def _promote(self, inputs: Any, x: Any, kernel: Any, bias: Any) -> tuple[Any, Any, Any]:
+        """flax's dtype promotion (``promote_dtype``), applied to the mantissas.
+
+        For a plain output (see :meth:`_plain_output`) all three come back as
+        plain arrays, so that the convolution returns one.
+        """
+        if self._plain_output(inputs, kernel):
+            x, kernel, bias = (v.mantissa if isinstance(v, Quantity) else v for v in (x, kernel, bias))
         values = (x, kernel, bias)
         mantissas = self.promote_dtype(
             *(v.mantissa if isinstance(v, Quantity) else v for v in values), dtype=self.dtype
@@ -391,7 +415,8 @@ class ConvTranspose(_UnitConvBase):
         ``kernel_size + (features // g, in_features)`` (the forward grouped
         convolution's kernel).
     kernel_unit : saiunit.Unit, optional (keyword-only)
-        Unit of the kernel; ``None`` means dimensionless (a plain array).
+        Unit of the kernel parameter, a Quantity; default ``u.UNITLESS``
+        (dimensionless; ``None`` means the same).
     in_unit : saiunit.Unit, optional (keyword-only)
         Expected unit of the input; compatible units are converted to it.
     out_unit : saiunit.Unit, optional (keyword-only)
@@ -445,7 +470,7 @@ class ConvTranspose(_UnitConvBase):
     output_padding: int | Sequence[int] | None = None
     output_shape: Sequence[int] | None = None
     feature_group_count: int = 1
-    kernel_unit: Unit | None = None
+    kernel_unit: Unit | None = u.UNITLESS
     in_unit: Unit | None = None
     out_unit: Unit | None = None
     method: str = "auto"
@@ -468,8 +493,8 @@ class ConvTranspose(_UnitConvBase):
         -------
         Quantity or jax.Array
             ``(*batch, *spatial_out, features)``, in ``out_unit`` or
-            ``unit(inputs) * kernel_unit``; a plain array when nothing
-            carries a unit.
+            ``unit(inputs) * kernel_unit``; a plain array for a plain-array
+            input, a dimensionless kernel and no ``out_unit``.
         """
         fn = self._fn()
         kernel_size = _checks.kernel_shape(fn, "kernel_size", self.kernel_size)
@@ -488,15 +513,32 @@ class ConvTranspose(_UnitConvBase):
                 raise ValueError(msg)
         # With transpose_kernel the kernel is that of the forward grouped convolution being transposed.
         io = (features // groups, in_features) if transpose_kernel else (in_features // groups, features)
+        dimension_numbers = _channels_last_dimension_numbers(n + 2)
+        # output_padding and output_shape are checked here, under the module's name, before any
+        # parameter is drawn (conv_transpose would check them again, naming itself).
+        _transpose.plan_transpose_cached(
+            fn,
+            tuple(x.shape),
+            kernel_size + io,
+            strides,
+            padding,
+            kernel_dilation,
+            dimension_numbers,
+            transpose_kernel,
+            False,
+            self.output_padding,
+            self.output_shape,
+            groups,
+        )
         kernel, bias = self._params(fn, x, kernel_size + io, features)
-        x, kernel, bias = self._promote(x, kernel, bias)
+        x, kernel, bias = self._promote(inputs, x, kernel, bias)
         y = conv_transpose(
             x,
             kernel,
             strides,
             padding,
             kernel_dilation,
-            _channels_last_dimension_numbers(n + 2),
+            dimension_numbers,
             transpose_kernel,
             self.precision,
             self.preferred_element_type,
@@ -580,7 +622,7 @@ class Conv(_UnitConvBase):
     promote_dtype: Callable[..., Any] = promote_dtype
     _: dataclasses.KW_ONLY
     preferred_element_type: Any = None
-    kernel_unit: Unit | None = None
+    kernel_unit: Unit | None = u.UNITLESS
     in_unit: Unit | None = None
     out_unit: Unit | None = None
 
@@ -602,8 +644,8 @@ class Conv(_UnitConvBase):
         -------
         Quantity or jax.Array
             ``(*batch, *spatial_out, features)``, in ``out_unit`` or
-            ``unit(inputs) * kernel_unit``; a plain array when nothing
-            carries a unit.
+            ``unit(inputs) * kernel_unit``; a plain array for a plain-array
+            input, a dimensionless kernel and no ``out_unit``.
         """
         fn = self._fn()
         kernel_size = _checks.kernel_shape(fn, "kernel_size", self.kernel_size)
@@ -630,7 +672,7 @@ class Conv(_UnitConvBase):
             )
             raise ValueError(msg)
         kernel, bias = self._params(fn, x, (*kernel_size, in_features // groups, features), features)
-        x, kernel, bias = self._promote(x, kernel, bias)
+        x, kernel, bias = self._promote(inputs, x, kernel, bias)
         y = conv_general_dilated(
             x,
             kernel,

@@ -141,7 +141,8 @@ def main(out_dir: str | os.PathLike | None = None) -> dict:
     path = out / "train_convtranspose.png"
     plot(result, path)
     params = result["params"]["params"]
-    print(f"kernel      : {type(params['kernel']).__name__} {params['kernel'].shape}, unit {params['kernel'].unit} (dimensionless)")
+    kernel = params["kernel"]
+    print(f"kernel      : {type(kernel).__name__} {kernel.shape}, unit {kernel.unit} (dimensionless)")
     print(f"bias        : unit {params['bias'].unit}")
     print(f"loss        : {result['losses'][0]:.4f} -> {result['losses'][-1]:.4f} {u.kelvin**2} in {STEPS} steps")
     print(f"baseline    : {result['baseline']:.4f} {u.kelvin**2} (nearest neighbour)")

@@ -277,9 +277,9 @@ def test_transpose_keywords_are_checked():
         ul.ConvTranspose(3, (3,), feature_group_count=2).init(KEY, x)
     with pytest.raises(ValueError, match=r"^ConvTranspose: `output_padding`\[0\] \(=2\) must be in \[0, 2\)"):
         ul.ConvTranspose(3, (3,), strides=2, output_padding=2).init(KEY, x)
-    with pytest.raises(TypeError, match="^ConvTranspose: .*at most one of `output_padding`"):
+    with pytest.raises(TypeError, match=r"^ConvTranspose: .*at most one of `output_padding`"):
         ul.ConvTranspose(3, (3,), strides=2, output_padding=1, output_shape=(9,)).init(KEY, x)
-    with pytest.raises(ValueError, match="^ConvTranspose: `output_shape`"):
+    with pytest.raises(ValueError, match=r"^ConvTranspose: `output_shape`"):
         ul.ConvTranspose(3, (3,), strides=2, output_shape=(20,)).init(KEY, x)
 
     # Checked before any parameter is drawn.

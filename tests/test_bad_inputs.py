@@ -660,22 +660,6 @@ FUNCTION_NAMES = ("conv_general_dilated", "conv_with_general_padding", "conv_tra
 MESSAGE_PREFIXES = (*FUNCTION_NAMES, "conv_transpose_shape: ", "Conv: ", "ConvTranspose: ", "ConvolutionTranspose: ")
 
 
-class ReachedJax(AssertionError):
-    """Raised by the tripwire when a bad call gets as far as jax.lax."""
-
-
-@pytest.fixture
-def tripwire(monkeypatch: pytest.MonkeyPatch) -> None:
-    """Replace jax.lax's convolutions so that any bad call reaching them fails the test."""
-
-    def fail(*args: Any, **kwargs: Any) -> Any:
-        msg = "a bad call reached jax.lax instead of failing up front"
-        raise ReachedJax(msg)
-
-    for name in FUNCTION_NAMES:
-        monkeypatch.setattr(lax, name, fail)
-
-
 def test_catalogue_is_large_and_distinct() -> None:
     assert len({row.id for row in ROWS}) == len(ROWS)
     assert len(ROWS) >= 50

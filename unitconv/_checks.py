@@ -173,7 +173,7 @@ def kernel_shape(fn: str, name: str, value: Any) -> tuple[int, ...]:
     """A kernel's spatial shape: one positive int (1-D) or a non-empty sequence of them."""
     values = tuple(value) if _is_sequence(value) else None
     if values is None:
-        return (positive_int(fn, name, value),)
+        values = (as_int(fn, name, value),)
     if not values:
         msg = f"{fn}: `{name}` must have at least one entry, got {value!r}."
         raise ValueError(msg)

@@ -54,7 +54,11 @@ def _num_filters(value: Any) -> tuple[int, ...]:
             msg = f"{_FN}: `num_filters` must be None, () or one positive integer, got {value!r}."
             raise ValueError(msg)
         return _num_filters(value[0]) if value else ()
-    return (_checks.positive_int(_FN, "num_filters", value),)
+    k = _checks.as_int(_FN, "num_filters", value)
+    if k < 1:
+        msg = f"{_FN}: `num_filters` must be a positive integer, None or (), got {k}."
+        raise ValueError(msg)
+    return (k,)
 
 
 def _check_init(name: str, value: Any) -> Any:

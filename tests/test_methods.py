@@ -18,31 +18,13 @@ from jax import lax
 from jax.test_util import check_grads
 
 import unitconv
-from tests._oracles import randn
+from tests.oracles import TOL, lhs_dilated_reference, randn
 
 METHODS = ("lax", "phase", "subpixel", "matmul", "col2im")
 DN = {1: ("NHC", "HIO", "NHC"), 2: ("NHWC", "HWIO", "NHWC"), 3: ("NDHWC", "DHWIO", "NDHWC")}
-TOL = {
-    jnp.float16: 2e-2,
-    jnp.bfloat16: 3e-2,
-    jnp.float32: 1e-5,
-    jnp.float64: 1e-12,
-    jnp.complex64: 1e-5,
-}
 
 
-def reference(lhs, rhs, strides, pads, rhs_dilation, dn, groups=1, preferred_element_type=None):
-    return lax.conv_general_dilated(
-        lhs,
-        rhs,
-        (1,) * len(strides),
-        pads,
-        lhs_dilation=strides,
-        rhs_dilation=rhs_dilation,
-        dimension_numbers=dn,
-        feature_group_count=groups,
-        preferred_element_type=preferred_element_type,
-    )
+reference = lhs_dilated_reference
 
 
 def lhs_dilated_conv(lhs, rhs, strides, pads, dil, dn, groups=1, precision=None, pet=None, *, method):
@@ -309,7 +291,9 @@ def test_method_is_checked_up_front():
         unitconv.conv_transpose(x, w, (2,), "SAME", method=None)
     with pytest.raises(ValueError, match=r"conv_transpose: `method` must be one of"):
         lhs_dilated_conv(x, w, (2,), [(1, 1)], (1,), DN[1], method="LAX")
-    with pytest.raises(ValueError, match=r"conv_general_dilated: `method` must be one of 'auto', 'xla', 'lax', got 'phase'"):
+    with pytest.raises(
+        ValueError, match=r"conv_general_dilated: `method` must be one of 'auto', 'xla', 'lax', got 'phase'"
+    ):
         unitconv.conv_general_dilated(jnp.ones((1, 1, 3)), jnp.ones((1, 1, 2)), (1,), "SAME", method="phase")
 
 

@@ -8,8 +8,6 @@ periodic-sum loop and flax.linen.ConvTranspose itself.
 
 from __future__ import annotations
 
-import itertools
-
 import flax.linen as nn
 import jax
 import jax.numpy as jnp
@@ -19,50 +17,22 @@ import saiunit as u
 from jax import lax
 
 import unitconv
+from tests.oracles import (
+    assert_close,
+    circular_reference,
+    dilated,
+    randn,
+    reachable_input_sizes,
+    vjp_oracle,
+)
 
 CHANNELS_LAST = {1: ("NHC", "HIO", "NHC"), 2: ("NHWC", "HWIO", "NHWC"), 3: ("NHWDC", "HWDIO", "NHWDC")}
 CHANNELS_FIRST = {1: ("NCH", "OIH", "NCH"), 2: ("NCHW", "OIHW", "NCHW"), 3: ("NCHWD", "OIHWD", "NCHWD")}
 
 
-def randn(rng, shape):
-    return jnp.asarray(rng.standard_normal(shape), dtype=jnp.float32)
-
-
-def assert_close(actual, expected):
-    """float32 agreement, relative to the largest expected magnitude."""
-    actual, expected = np.asarray(actual), np.asarray(expected)
-    assert actual.shape == expected.shape
-    scale = max(1.0, float(np.max(np.abs(expected), initial=0.0)))
-    np.testing.assert_allclose(actual, expected, rtol=1e-5, atol=1e-5 * scale)
-
-
-def dilated(k, d):
-    return d * (k - 1) + 1
-
-
-def forward_conv(x, w, strides, padding, dil, dn, groups=1):
-    """The forward convolution whose adjoint a transposed convolution is."""
-    return lax.conv_general_dilated(
-        x, w, strides, padding, rhs_dilation=dil, dimension_numbers=dn, feature_group_count=groups
-    )
-
-
-def vjp_oracle(ct, w, x_shape, strides, padding, dil, dn, groups=1):
-    """d<ct, forward(x)>/dx at an input of shape ``x_shape``: the transposed convolution."""
-
-    @jax.jit  # one compile for the whole pullback instead of one per eager op
-    def pullback_of(ct, w):
-        x0 = jnp.zeros(x_shape, jnp.float32)
-        y, pullback = jax.vjp(lambda x: forward_conv(x, w, strides, padding, dil, dn, groups), x0)
-        assert y.shape == ct.shape, "oracle misuse: the forward conv does not map x_shape onto the cotangent"
-        return pullback(ct)[0]
-
-    return pullback_of(ct, w)
-
-
 def reachable_sizes(n, k, s, d, padding, scan):
     """Forward input sizes m (in [0, scan)) that the forward conv maps onto n (jax's own shape rule)."""
-    return [m for m in range(scan) if lax.conv_shape_tuple((1, 1, m), (1, 1, dilated(k, d)), (s,), padding)[2] == n]
+    return reachable_input_sizes(n, dilated(k, d), s, padding, scan)
 
 
 def swap_and_flip(w, dn_rhs):
@@ -427,37 +397,6 @@ def test_pytorch_convention_is_vjp(g, s, k, d, p, op):
 
 
 # --- CIRCULAR ---------------------------------------------------------------------------------
-
-
-def circular_reference(x, w, strides, dil, transpose_kernel):
-    """flax's CIRCULAR mode, as a direct loop: scatter every input element through every kernel tap.
-
-    In the 'VALID' transposed convolution (channels-last, HWIO kernel after jax's transpose_kernel
-    flip and I/O swap), lhs element i times kernel tap j lands at t = i * s + (K - 1) - j * d, K the
-    dilated kernel size; that output has L = (n - 1) * s + max(K, s) elements. flax pads it with
-    `a` zeros in front up to an odd number of periods P = n * s and sums the periods, so t goes to
-    (t + a) mod P, with diff = (P - L) mod 2P and a = diff // 2 (transpose_kernel) or (diff + 1) // 2.
-    """
-    x, w = np.asarray(x, np.float64), np.asarray(w, np.float64)
-    ndim = x.ndim - 2
-    if transpose_kernel:
-        w = np.swapaxes(np.flip(w, tuple(range(ndim))), -1, -2)
-    sizes, ksizes = x.shape[1:-1], w.shape[:ndim]
-    eff = [dilated(k, d) for k, d in zip(ksizes, dil, strict=True)]
-    periods = [n * s for n, s in zip(sizes, strides, strict=True)]
-    shifts = []
-    for n, s, kk, period in zip(sizes, strides, eff, periods, strict=True):
-        diff = (period - ((n - 1) * s + max(kk, s))) % (2 * period)
-        shifts.append(diff // 2 if transpose_kernel else (diff + 1) // 2)
-    out = np.zeros((x.shape[0], *periods, w.shape[-1]))
-    for i in itertools.product(*(range(n) for n in sizes)):
-        for j in itertools.product(*(range(k) for k in ksizes)):
-            r = tuple(
-                (ii * s + kk - 1 - jj * d + a) % period
-                for ii, jj, s, d, kk, a, period in zip(i, j, strides, dil, eff, shifts, periods, strict=True)
-            )
-            out[(slice(None), *r, slice(None))] += x[(slice(None), *i, slice(None))] @ w[j]
-    return out
 
 
 CIRCULAR_CASES = [

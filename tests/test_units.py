@@ -11,7 +11,7 @@ import saiunit as u
 from jax import lax
 
 import unitconv
-from tests._oracles import randn
+from tests.oracles import randn
 
 CONV_ARGS = ((1,), "SAME")
 

@@ -175,7 +175,5 @@ def phases(n_in: int, k: int, s: int, d: int, lo: int, hi: int) -> Phases:
         r = (lo - j * d) % s
         first.setdefault(r, j)
         count[r] = count.get(r, 0) + 1
-    active = tuple(
-        Phase(r=r, k0=first[r], taps=count[r], off=(r + first[r] * d - lo) // s) for r in sorted(first)
-    )
+    active = tuple(Phase(r=r, k0=first[r], taps=count[r], off=(r + first[r] * d - lo) // s) for r in sorted(first))
     return Phases(n_in, k, s, d, t, -(-t // s), s // g, d // g, active)

@@ -157,5 +157,3 @@ def canonicalise(
         )
         raise ValueError(msg)
     return lax.conv_dimension_numbers(lhs_shape, rhs_shape, tuple(dimension_numbers))
-
-

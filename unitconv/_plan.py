@@ -116,7 +116,9 @@ class Plan:
         """The polyphase plan of each spatial dimension (transposed convolutions)."""
         n = self.n
         return tuple(
-            _geometry.phases(self.conv_lhs[1 + i], self.conv_rhs[i], self.lhs_dilation[i], self.rhs_dilation[i], *self.pads[i])
+            _geometry.phases(
+                self.conv_lhs[1 + i], self.conv_rhs[i], self.lhs_dilation[i], self.rhs_dilation[i], *self.pads[i]
+            )
             for i in range(n)
         )
 
@@ -210,7 +212,7 @@ def _check_output_padding(fn: str, op: tuple[int, ...], strides: tuple[int, ...]
 
 def _circular(fn, lhs_spatial, eff_k, strides, op, shape_req, transpose_kernel):
     """'CIRCULAR': the wrap ``(start, count)`` and pads per dimension, after its checks."""
-    for i, (size, s) in enumerate(zip(lhs_spatial, strides, strict=True)):
+    for i, size in enumerate(lhs_spatial):
         if size == 0:
             msg = f"{fn}: padding='CIRCULAR' needs non-empty spatial dimensions; lhs spatial dimension {i} is 0."
             raise ValueError(msg)
@@ -424,8 +426,7 @@ def forward(
     explicit = pads
     if isinstance(pads, str):
         explicit = tuple(
-            tuple(int(p) for p in pair)
-            for pair in lax.padtype_to_pads(lhs_spatial, eff_k, strides, pads.upper())
+            tuple(int(p) for p in pair) for pair in lax.padtype_to_pads(lhs_spatial, eff_k, strides, pads.upper())
         )
     spatial_out = tuple(
         _geometry.conv_output_size(m, k, p, stride=s, lhs_dilation=ld)

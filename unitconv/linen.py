@@ -155,7 +155,9 @@ class _UnitConvBase(Module):
         if not self.use_bias:
             return kernel, None
         bias_unit, why = _layer.bias_unit(fn, x, kernel, self.out_unit)
-        bias = self.param("bias", _layer.param_init(fn, "bias", self.bias_init, bias_unit), (features,), self.param_dtype)
+        bias = self.param(
+            "bias", _layer.param_init(fn, "bias", self.bias_init, bias_unit), (features,), self.param_dtype
+        )
         _layer.check_param(fn, "bias", bias, bias_unit, why)
         return kernel, bias
 

@@ -121,9 +121,11 @@ if not serialization.is_serializable(Quantity):
 class _UnitConvBase(Module):
     """Glue shared by Conv and ConvTranspose: the module's name, parameters and dtypes (not public).
 
-    Subclasses declare the attributes it reads: ``kernel_unit``, ``in_unit``,
-    ``out_unit``, ``mask``, ``use_bias``, ``kernel_init``, ``bias_init``,
-    ``param_dtype``, ``dtype`` and ``promote_dtype``.
+    Subclasses declare the attributes it reads: ``features``,
+    ``kernel_size``, ``strides``, ``kernel_dilation``,
+    ``feature_group_count``, ``kernel_unit``, ``in_unit``, ``out_unit``,
+    ``mask``, ``use_bias``, ``kernel_init``, ``bias_init``, ``param_dtype``,
+    ``dtype`` and ``promote_dtype``.
     """
 
     def __post_init__(self) -> None:
@@ -135,6 +137,16 @@ class _UnitConvBase(Module):
         scope = self.scope
         path = "/".join(scope.path) if scope is not None and scope.path else self.name
         return f"{type(self).__name__} {path!r}" if path else type(self).__name__
+
+    def _attributes(self, fn: str) -> _layer.Attributes:
+        return _layer.attributes(
+            fn,
+            kernel_size=self.kernel_size,
+            features=self.features,
+            strides=self.strides,
+            kernel_dilation=self.kernel_dilation,
+            feature_group_count=self.feature_group_count,
+        )
 
     def _flatten(self, fn: str, inputs: Any, n: int) -> tuple[Any, tuple[int, ...], int]:
         return _layer.flatten_batch(fn, inputs, n, self.in_unit, self.kernel_unit, self.out_unit)
@@ -312,14 +324,7 @@ class ConvTranspose(_UnitConvBase):
             input, a dimensionless kernel and no ``out_unit``.
         """
         fn = self._fn()
-        a = _layer.attributes(
-            fn,
-            kernel_size=self.kernel_size,
-            features=self.features,
-            strides=self.strides,
-            kernel_dilation=self.kernel_dilation,
-            feature_group_count=self.feature_group_count,
-        )
+        a = self._attributes(fn)
         padding = _checks.layer_padding(fn, self.padding, a.n, _checks.TRANSPOSE_PADDING_STRINGS)
         transpose_kernel = _checks.bool_flag(fn, "transpose_kernel", self.transpose_kernel)
         x, batch_shape, num_batch = self._flatten(fn, inputs, a.n)
@@ -458,14 +463,7 @@ class Conv(_UnitConvBase):
             input, a dimensionless kernel and no ``out_unit``.
         """
         fn = self._fn()
-        a = _layer.attributes(
-            fn,
-            kernel_size=self.kernel_size,
-            features=self.features,
-            strides=self.strides,
-            kernel_dilation=self.kernel_dilation,
-            feature_group_count=self.feature_group_count,
-        )
+        a = self._attributes(fn)
         input_dilation = _checks.per_dim(fn, "input_dilation", self.input_dilation, a.n)
         forward = _checks.FORWARD_PADDING_STRINGS
         padding = _checks.layer_padding(fn, self.padding, a.n, (*forward, *_PREPAD_MODES), any_case=forward)

@@ -47,7 +47,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 import unitconv  # noqa: E402
-from unitconv import _fast, _transpose  # noqa: E402
+from unitconv import _plan  # noqa: E402
 
 try:  # optional comparison column; torch is not a dependency of unitconv
     import torch
@@ -163,9 +163,18 @@ def bench_config(cfg, rounds: int, with_torch: bool, train_rounds: int):
     fwd_calls["matmul"] = lambda: jax.block_until_ready(mm(a))
     fwd_t = timed_rounds(fwd_calls, rounds)
     train_t = timed_rounds(train_calls, train_rounds)
-    plan = _transpose.plan_transpose("bench", x.shape, w.shape, strides, padding, None, dn, False, False, None, None, 1)
-    cfg_fast = _fast.make_config(x.shape, w.shape, strides, plan.pads, (1,) * n, dn, 1, None, None, "auto")
-    method = _fast.choose_method(cfg_fast, jnp.float32, jax.default_backend())
+    plan = _plan.transpose(
+        fn="bench",
+        lhs_shape=x.shape,
+        rhs_shape=w.shape,
+        strides=strides,
+        padding=padding,
+        dimension_numbers=dn,
+        method="auto",
+        dtypes=(jnp.dtype(jnp.float32), jnp.dtype(jnp.float32)),
+        backend=jax.default_backend(),
+    )
+    method = plan.method
     flops = 2 * batch * math.prod(spatial) * c_in * c_out * k**n
     mm_gflops = 2 * 2048**3 / fwd_t.pop("matmul") / 1e9
     return fwd_t, train_t, flops, mm_gflops, method

@@ -5,6 +5,7 @@ unitconv an error instead of a silent upcast.
 """
 
 import os
+import sys
 
 import jax
 import numpy as np
@@ -32,3 +33,44 @@ settings.register_profile(
 settings.register_profile("dev", max_examples=60, deadline=None, suppress_health_check=_SLOW_OK)
 settings.register_profile("long", max_examples=1500, deadline=None, suppress_health_check=_SLOW_OK)
 settings.load_profile(os.environ.get("UNITCONV_HYPOTHESIS_PROFILE", "ci"))
+
+
+# --- the one tripwire -------------------------------------------------------------------
+
+
+class ReachedJax(AssertionError):
+    """Raised by the tripwire when a call binds a JAX primitive before failing."""
+
+
+@pytest.fixture
+def tripwire(monkeypatch: pytest.MonkeyPatch):
+    """Fail the test if unitconv computes anything: a convolution, a dot_general, a jitted call, a transfer.
+
+    Bad input must be rejected before any computation is staged or run. Every
+    primitive, eager or traced, goes through ``Primitive.bind``; a bind trips
+    the wire when the innermost unitconv frame on the stack belongs to the
+    functional core. The test's own array construction does not trip it, nor
+    does a layer drawing its parameters with the user's initialiser (which must
+    run before a parameter's unit can be checked).
+    """
+    from jax._src import core
+
+    original = core.Primitive.bind
+
+    def bind(self, *args, **kwargs):
+        frame = sys._getframe(1)
+        while frame is not None:
+            module = frame.f_globals.get("__name__", "")
+            if module.startswith("unitconv"):
+                if module in LAYER_MODULES:
+                    break
+                msg = f"unitconv ran a computation ({self.name}) in {module} before the expected up-front error"
+                raise ReachedJax(msg)
+            frame = frame.f_back
+        return original(self, *args, **kwargs)
+
+    monkeypatch.setattr(core.Primitive, "bind", bind)
+
+
+#: Where parameters are initialised (with the user's initialisers) before their units are checked.
+LAYER_MODULES = ("unitconv._layer", "unitconv._cntk", "unitconv.linen")

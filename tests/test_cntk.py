@@ -16,13 +16,10 @@ import saiunit as u
 from jax import lax
 
 import unitconv
+from tests.oracles import numpy_conv_transpose, randn
 from unitconv import ConvolutionTranspose
 
 KEY = jax.random.key(0)
-
-
-def randn(seed, shape):
-    return jnp.asarray(np.random.default_rng(seed).standard_normal(shape), dtype=jnp.float32)
 
 
 def nchw(n):
@@ -136,29 +133,6 @@ def test_equals_conv_transpose(filter_shape, num_filters, strides, pad, output_s
         )
         want = ref.reshape(batch + ref.shape[1:]) + layer.b.mantissa
         np.testing.assert_allclose(y.mantissa, want, rtol=0, atol=1e-5 * float(np.abs(want).max()))
-
-
-def numpy_conv_transpose(x, w, strides, pad):
-    """Direct loop: out[i * s + k] += x[i] * w[k] per axis, then CNTK's crop per axis.
-
-    x: (C, H, W); w: (C, K, kh, kw). 'VALID' keeps the first (n - 1) * s +
-    max(k, s) elements; 'SAME' keeps n * s elements from offset
-    max(0, (k - s) // 2), as jax.lax.conv_transpose defines them.
-    """
-    c, h, wd = x.shape
-    _, kk, kh, kw = w.shape
-    (sh, sw) = strides
-    full = np.zeros((kk, (h - 1) * sh + max(kh, sh), (wd - 1) * sw + max(kw, sw)))
-    for ci in range(c):
-        for i in range(h):
-            for j in range(wd):
-                full[:, i * sh : i * sh + kh, j * sw : j * sw + kw] += x[ci, i, j] * w[ci]
-    out = full
-    for axis, (n, k, s, p) in enumerate(zip((h, wd), (kh, kw), strides, pad, strict=True)):
-        if p:
-            start = max(0, (k - s) // 2)
-            out = np.take(out, range(start, start + n * s), axis=axis + 1)
-    return out
 
 
 @pytest.mark.parametrize(

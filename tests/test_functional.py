@@ -17,7 +17,7 @@ import saiunit as u
 from jax import lax
 
 import unitconv
-from tests._oracles import randn, spec_shape
+from tests.oracles import randn, spec_shape
 
 SPATIAL = "HWD"
 

@@ -28,6 +28,7 @@ from hypothesis import strategies as st
 from jax import lax
 
 import unitconv
+from tests.oracles import reachable_input_sizes
 
 SPATIAL_CHARS = "HWD"
 MAX_SPATIAL = {1: 7, 2: 5, 3: 3}
@@ -362,10 +363,12 @@ def check_shape_helper(case: Case, got_shape: tuple[int, ...] | None, err: BaseE
 
 
 def forward_input_range(n: int, k: int, s: int, padding: str) -> tuple[int, int]:
-    """Input sizes m that a forward conv (stride s, dilated kernel k) maps onto n outputs."""
-    if padding == "SAME":  # ceil(m / s) == n
-        return (n - 1) * s + 1, n * s
-    return (n - 1) * s + k, (n - 1) * s + k + s - 1  # VALID: floor((m - k) / s) + 1 == n
+    """Input sizes m that a forward conv (stride s, dilated kernel k) maps onto n outputs.
+
+    Enumerated with jax's own shape rule (tests.oracles), not unitconv's formula.
+    """
+    sizes = reachable_input_sizes(n, k, s, padding)
+    return min(sizes), max(sizes)
 
 
 @st.composite

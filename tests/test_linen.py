@@ -19,13 +19,10 @@ import saiunit as u
 from flax import serialization
 
 import unitconv
+from tests.oracles import randn
 from unitconv import linen as ul
 
 KEY = jax.random.key(0)
-
-
-def randn(seed, shape):
-    return jnp.asarray(np.random.default_rng(seed).standard_normal(shape), dtype=jnp.float32)
 
 
 def np_init(seed=0):

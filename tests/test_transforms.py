@@ -15,7 +15,7 @@ import saiunit as u
 from jax import lax
 
 import unitconv
-from tests._oracles import randn
+from tests.oracles import randn
 
 # name -> (unitconv function, jax.lax function, args after (lhs, rhs), lhs shape, rhs shape)
 CASES = {

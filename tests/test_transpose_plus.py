@@ -8,8 +8,6 @@ periodic-sum loop and flax.linen.ConvTranspose itself.
 
 from __future__ import annotations
 
-import itertools
-
 import flax.linen as nn
 import jax
 import jax.numpy as jnp
@@ -19,50 +17,22 @@ import saiunit as u
 from jax import lax
 
 import unitconv
+from tests.oracles import (
+    assert_close,
+    circular_reference,
+    dilated,
+    randn,
+    reachable_input_sizes,
+    vjp_oracle,
+)
 
 CHANNELS_LAST = {1: ("NHC", "HIO", "NHC"), 2: ("NHWC", "HWIO", "NHWC"), 3: ("NHWDC", "HWDIO", "NHWDC")}
 CHANNELS_FIRST = {1: ("NCH", "OIH", "NCH"), 2: ("NCHW", "OIHW", "NCHW"), 3: ("NCHWD", "OIHWD", "NCHWD")}
 
 
-def randn(rng, shape):
-    return jnp.asarray(rng.standard_normal(shape), dtype=jnp.float32)
-
-
-def assert_close(actual, expected):
-    """float32 agreement, relative to the largest expected magnitude."""
-    actual, expected = np.asarray(actual), np.asarray(expected)
-    assert actual.shape == expected.shape
-    scale = max(1.0, float(np.max(np.abs(expected), initial=0.0)))
-    np.testing.assert_allclose(actual, expected, rtol=1e-5, atol=1e-5 * scale)
-
-
-def dilated(k, d):
-    return d * (k - 1) + 1
-
-
-def forward_conv(x, w, strides, padding, dil, dn, groups=1):
-    """The forward convolution whose adjoint a transposed convolution is."""
-    return lax.conv_general_dilated(
-        x, w, strides, padding, rhs_dilation=dil, dimension_numbers=dn, feature_group_count=groups
-    )
-
-
-def vjp_oracle(ct, w, x_shape, strides, padding, dil, dn, groups=1):
-    """d<ct, forward(x)>/dx at an input of shape ``x_shape``: the transposed convolution."""
-
-    @jax.jit  # one compile for the whole pullback instead of one per eager op
-    def pullback_of(ct, w):
-        x0 = jnp.zeros(x_shape, jnp.float32)
-        y, pullback = jax.vjp(lambda x: forward_conv(x, w, strides, padding, dil, dn, groups), x0)
-        assert y.shape == ct.shape, "oracle misuse: the forward conv does not map x_shape onto the cotangent"
-        return pullback(ct)[0]
-
-    return pullback_of(ct, w)
-
-
 def reachable_sizes(n, k, s, d, padding, scan):
     """Forward input sizes m (in [0, scan)) that the forward conv maps onto n (jax's own shape rule)."""
-    return [m for m in range(scan) if lax.conv_shape_tuple((1, 1, m), (1, 1, dilated(k, d)), (s,), padding)[2] == n]
+    return reachable_input_sizes(n, dilated(k, d), s, padding, scan)
 
 
 def swap_and_flip(w, dn_rhs):
@@ -347,11 +317,11 @@ def test_plain_call_keeps_lax_jaxpr_and_bits(padding, consistent, transpose_kern
 
 
 def test_plan_is_hashable_and_shared_by_the_shape_helper():
-    from unitconv import _transpose
+    from unitconv import _plan
 
-    args = ((1, 4, 2), (3, 2, 6), (2,), "SAME", None, None, False, False, 1, None, 1)
-    plan = _transpose.plan_transpose("conv_transpose", *args)
-    assert hash(plan) == hash(_transpose.plan_transpose("conv_transpose", *args))
+    args = {"lhs_shape": (1, 4, 2), "rhs_shape": (3, 2, 6), "strides": (2,), "padding": "SAME", "output_padding": 1}
+    plan = _plan.transpose(fn="conv_transpose", **args)
+    assert hash(plan) == hash(_plan.transpose(fn="conv_transpose", **args))
     assert plan.out_shape == unitconv.conv_transpose_shape((1, 4, 2), (3, 2, 6), (2,), "SAME", output_padding=1)
     assert plan.out_shape == (1, 9, 6)
 
@@ -427,37 +397,6 @@ def test_pytorch_convention_is_vjp(g, s, k, d, p, op):
 
 
 # --- CIRCULAR ---------------------------------------------------------------------------------
-
-
-def circular_reference(x, w, strides, dil, transpose_kernel):
-    """flax's CIRCULAR mode, as a direct loop: scatter every input element through every kernel tap.
-
-    In the 'VALID' transposed convolution (channels-last, HWIO kernel after jax's transpose_kernel
-    flip and I/O swap), lhs element i times kernel tap j lands at t = i * s + (K - 1) - j * d, K the
-    dilated kernel size; that output has L = (n - 1) * s + max(K, s) elements. flax pads it with
-    `a` zeros in front up to an odd number of periods P = n * s and sums the periods, so t goes to
-    (t + a) mod P, with diff = (P - L) mod 2P and a = diff // 2 (transpose_kernel) or (diff + 1) // 2.
-    """
-    x, w = np.asarray(x, np.float64), np.asarray(w, np.float64)
-    ndim = x.ndim - 2
-    if transpose_kernel:
-        w = np.swapaxes(np.flip(w, tuple(range(ndim))), -1, -2)
-    sizes, ksizes = x.shape[1:-1], w.shape[:ndim]
-    eff = [dilated(k, d) for k, d in zip(ksizes, dil, strict=True)]
-    periods = [n * s for n, s in zip(sizes, strides, strict=True)]
-    shifts = []
-    for n, s, kk, period in zip(sizes, strides, eff, periods, strict=True):
-        diff = (period - ((n - 1) * s + max(kk, s))) % (2 * period)
-        shifts.append(diff // 2 if transpose_kernel else (diff + 1) // 2)
-    out = np.zeros((x.shape[0], *periods, w.shape[-1]))
-    for i in itertools.product(*(range(n) for n in sizes)):
-        for j in itertools.product(*(range(k) for k in ksizes)):
-            r = tuple(
-                (ii * s + kk - 1 - jj * d + a) % period
-                for ii, jj, s, d, kk, a, period in zip(i, j, strides, dil, eff, shifts, periods, strict=True)
-            )
-            out[(slice(None), *r, slice(None))] += x[(slice(None), *i, slice(None))] @ w[j]
-    return out
 
 
 CIRCULAR_CASES = [
@@ -555,247 +494,6 @@ def test_jit_and_vmap(extra):
 
 
 # --- bad values ------------------------------------------------------------------------------------
-
-X1, W1 = jnp.ones((1, 4, 2)), jnp.ones((3, 2, 6))  # N W C, W I O: 1-D, 2 -> 6 features
-X2, W2 = jnp.ones((1, 4, 4, 2)), jnp.ones((3, 3, 2, 6))
-
-BAD = [
-    (
-        X1,
-        W1,
-        ((2,), "SAME"),
-        {"output_padding": 2},
-        ValueError,
-        r"`output_padding`\[0\] \(=2\) must be in \[0, 2\) for stride 2 and rhs_dilation 1",
-    ),
-    (
-        X1,
-        W1,
-        ((1,), "SAME", (3,)),
-        {"output_padding": 3},
-        ValueError,
-        r"`output_padding`\[0\] \(=3\) must be in \[0, 3\) for stride 1 and rhs_dilation 3",
-    ),
-    (
-        X2,
-        W2,
-        ((2, 2), "SAME"),
-        {"output_padding": (0, -1)},
-        ValueError,
-        r"`output_padding`\[1\] \(=-1\) must be in \[0, 2\)",
-    ),
-    (
-        X2,
-        W2,
-        ((2, 2), "SAME"),
-        {"output_padding": (1,)},
-        ValueError,
-        r"`output_padding` must be an integer or have 2 entries.*\(1,\) with 1",
-    ),
-    (
-        X1,
-        W1,
-        ((2,), "SAME"),
-        {"output_padding": 1.0},
-        TypeError,
-        r"`output_padding` must be None, an integer or a sequence of 1 integers, got 1.0",
-    ),
-    (X1, W1, ((2,), "SAME"), {"output_padding": True}, TypeError, r"`output_padding` must be None, an integer"),
-    (
-        X1,
-        W1,
-        ((2,), "SAME"),
-        {"output_padding": (1.5,)},
-        TypeError,
-        r"`output_padding\[0\]` must be an integer, got 1.5",
-    ),
-    (
-        X1,
-        W1,
-        ((2,), "SAME"),
-        {"output_padding": 1 * u.mV},
-        TypeError,
-        r"`output_padding` must be plain integers, without units",
-    ),
-    (
-        X1,
-        W1,
-        ((2,), "SAME"),
-        {"output_shape": 8},
-        TypeError,
-        r"`output_shape` must be None or a sequence of 1 integers.*got 8 \(int\)",
-    ),
-    (
-        X2,
-        W2,
-        ((2, 2), "SAME"),
-        {"output_shape": (1, 8, 8, 6)},
-        ValueError,
-        r"`output_shape` must have 2 entries \(the spatial dimensions only",
-    ),
-    (
-        X2,
-        W2,
-        ((2, 2), "SAME"),
-        {"output_shape": (8, -1)},
-        ValueError,
-        r"`output_shape`\[1\] must be a non-negative integer, got -1",
-    ),
-    (
-        X2,
-        W2,
-        ((2, 2), "SAME"),
-        {"output_shape": (8, 9)},
-        ValueError,
-        r"`output_shape`\[1\] \(=9\) is not reachable: with padding 'SAME', stride 2, "
-        r"dilated kernel size 3 and lhs spatial size 4.*\[7, 8\]",
-    ),
-    (
-        X1,
-        W1,
-        ((2,), "VALID", (2,)),
-        {"output_shape": (10,)},
-        ValueError,
-        r"`output_shape`\[0\] \(=10\) is not reachable: with padding 'VALID', stride 2, "
-        r"dilated kernel size 5.*\[11, 12\]",
-    ),
-    (
-        X1,
-        W1,
-        ((2,), "VALID", (2,)),
-        {"output_shape": (13,)},
-        ValueError,
-        r"`output_shape`\[0\] \(=13\) is not reachable.*\[11, 12\]",
-    ),
-    (
-        X1,
-        W1,
-        ((2,), [(1, 1)]),
-        {"output_shape": (11,)},
-        ValueError,
-        r"`output_shape`\[0\] \(=11\) is not reachable: with padding \(\(1, 1\),\).*"
-        r"default size is 7.*must be in \[7, 8\]",
-    ),
-    (
-        X1,
-        W1,
-        ((2,), "SAME"),
-        {"output_shape": (8,), "output_padding": 0},
-        TypeError,
-        r"give at most one of `output_padding` \(=0\) and `output_shape` \(=\(8,\)\)",
-    ),
-    (
-        X1,
-        W1,
-        ((2,), "SAME"),
-        {"feature_group_count": 0},
-        ValueError,
-        r"`feature_group_count` must be a positive integer, got 0",
-    ),
-    (
-        X1,
-        W1,
-        ((2,), "SAME"),
-        {"feature_group_count": 2.0},
-        TypeError,
-        r"`feature_group_count` must be an integer, got 2.0",
-    ),
-    (
-        X1,
-        jnp.ones((3, 1, 6)),
-        ((2,), "SAME"),
-        {"feature_group_count": 3},
-        ValueError,
-        r"lhs feature size \(=2\) must be divisible by `feature_group_count` \(=3\)",
-    ),
-    (
-        X1,
-        W1,
-        ((2,), "SAME"),
-        {"feature_group_count": 2},
-        ValueError,
-        r"rhs input-feature size \(=2\) must equal the lhs feature size \(=2\) divided by `feature_group_count` \(=2\)",
-    ),
-    (
-        X1,
-        jnp.ones((3, 1, 5)),
-        ((2,), "SAME"),
-        {"feature_group_count": 2},
-        ValueError,
-        r"rhs output-feature size \(=5\) must be divisible by `feature_group_count` \(=2\)",
-    ),
-    (
-        X1,
-        W1,
-        ((2,), "SAME", None, None, True),
-        {"feature_group_count": 2},
-        ValueError,
-        r"rhs output-feature size \(=6\) must equal the lhs feature size \(=2\) with transpose_kernel=True",
-    ),
-    (
-        X1,
-        W1,
-        ((2,), "circular"),
-        {},
-        ValueError,
-        r"`padding` must be 'SAME', 'VALID' or 'CIRCULAR'.*got 'circular'. Did you mean 'CIRCULAR'\?",
-    ),
-    (
-        X1,
-        W1,
-        ((2,), "CIRCULAR"),
-        {"output_padding": 1},
-        ValueError,
-        r"`output_padding`\[0\] \(=1\) must be 0 with padding='CIRCULAR'.*\(=8\)",
-    ),
-    (
-        X1,
-        W1,
-        ((2,), "CIRCULAR"),
-        {"output_shape": (9,)},
-        ValueError,
-        r"`output_shape`\[0\] \(=9\) must equal lhs size x stride \(=4 x 2 = 8\)",
-    ),
-    (
-        jnp.ones((1, 0, 2)),
-        W1,
-        ((2,), "CIRCULAR"),
-        {},
-        ValueError,
-        r"padding='CIRCULAR' needs non-empty spatial dimensions; lhs spatial dimension 0 is 0",
-    ),
-    (X1, W1, ((2,), [(-9, 0)]), {}, ValueError, r"`padding`\[0\] \(=\(-9, 0\)\) removes more than"),
-]
-
-
-@pytest.mark.parametrize(("lhs", "rhs", "args", "kwargs", "exc", "match"), BAD)
-def test_bad_values_rejected_up_front_with_message(monkeypatch, lhs, rhs, args, kwargs, exc, match):
-    def boom(*_args, **_kwargs):
-        raise AssertionError("jax.lax must not be reached for bad input")
-
-    monkeypatch.setattr(lax, "conv_general_dilated", boom)
-    with pytest.raises(exc, match="conv_transpose: " + match):
-        unitconv.conv_transpose(lhs * u.mV, rhs * u.nS, *args, **kwargs)
-    # The shape helper runs the same checks with the same messages.
-    with pytest.raises(exc, match="conv_transpose_shape: " + match):
-        unitconv.conv_transpose_shape(lhs.shape, rhs.shape, *args, **kwargs)
-
-
-@pytest.mark.parametrize(
-    ("value", "exc", "match"),
-    [
-        (
-            jnp.ones((1, 4, 2)),
-            TypeError,
-            r"`lhs_shape` must be a sequence of non-negative integers, got ArrayImpl. Pass `x.shape`",
-        ),
-        ((1, -4, 2), ValueError, r"`lhs_shape`\[1\] must be a non-negative integer, got -4"),
-        ((1, 4.0, 2), TypeError, r"`lhs_shape\[1\]` must be an integer, got 4.0"),
-    ],
-)
-def test_shape_helper_rejects_bad_shapes(value, exc, match):
-    with pytest.raises(exc, match="conv_transpose_shape: " + match):
-        unitconv.conv_transpose_shape(value, (3, 2, 6), (2,), "SAME")
 
 
 def test_out_unit_with_new_keywords():

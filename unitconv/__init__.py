@@ -1,4 +1,4 @@
-"""unitconv: unit-aware convolutions for JAX.
+"""unitconv: unit-aware convolutions for JAX (public re-exports, ``__all__`` and ``__version__``).
 
 The convolutions of :mod:`jax.lax`, on saiunit / brainunit ``Quantity``
 arrays: units are stripped from the input and the kernel, jax.lax runs on the
@@ -10,7 +10,7 @@ from importlib.metadata import PackageNotFoundError, version
 
 from jax.lax import ConvDimensionNumbers, conv_dimension_numbers
 
-from unitconv._cntk import ConvolutionTranspose
+from unitconv._cntk import ConvolutionTranspose, ConvolutionTransposeLayer, UnbuiltConvolutionTranspose
 from unitconv._functional import (
     conv,
     conv_general_dilated,
@@ -38,6 +38,8 @@ except PackageNotFoundError:  # pragma: no cover - running from a source tree
 __all__ = (
     "ConvDimensionNumbers",
     "ConvolutionTranspose",
+    "ConvolutionTransposeLayer",
+    "UnbuiltConvolutionTranspose",
     "__version__",
     "conv",
     "conv_dimension_numbers",

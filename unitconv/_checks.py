@@ -1,4 +1,4 @@
-"""Argument canonicalisation and validation.
+"""Every argument canonicaliser: int sequences, padding in all its forms, groups, output size, method, dtypes.
 
 Every public function runs its arguments through the helpers here *before*
 anything is traced or computed, so that a mistake surfaces as a clear Python
@@ -25,6 +25,8 @@ import numpy as np
 import saiunit as u
 from jax import lax
 
+from unitconv._geometry import dilate
+
 ConvDimensionNumbers = lax.ConvDimensionNumbers
 
 #: Padding strings accepted by ``conv_general_dilated`` (case-insensitive, as in jax).
@@ -35,7 +37,7 @@ FORWARD_PADDING_STRINGS = ("SAME", "SAME_LOWER", "VALID")
 MAX_SIZE = 2**31 - 1
 
 
-def _describe(value: Any) -> str:
+def describe_value(value: Any) -> str:
     """A short description of ``value`` for error messages."""
     if isinstance(value, u.Quantity):
         return f"a Quantity in {value.unit}"
@@ -46,7 +48,7 @@ def reject_quantity(fn: str, name: str, value: Any) -> None:
     """Raise if a unit-carrying value is given where a plain number is expected."""
     if isinstance(value, u.Quantity | u.Unit):
         msg = (
-            f"{fn}: `{name}` must be plain integers, without units; got {_describe(value)}. "
+            f"{fn}: `{name}` must be plain integers, without units; got {describe_value(value)}. "
             "Strides, padding and dilation count array elements, so they carry no unit."
         )
         raise TypeError(msg)
@@ -59,12 +61,12 @@ def as_int(fn: str, name: str, value: Any) -> int:
     """``value`` as a Python int; bools, floats and Quantities are rejected."""
     reject_quantity(fn, name, value)
     if isinstance(value, bool | np.bool_):
-        msg = f"{fn}: `{name}` must be an integer, got {_describe(value)}."
+        msg = f"{fn}: `{name}` must be an integer, got {describe_value(value)}."
         raise TypeError(msg)
     try:
         return operator.index(value)
     except TypeError:
-        msg = f"{fn}: `{name}` must be an integer, got {_describe(value)}."
+        msg = f"{fn}: `{name}` must be an integer, got {describe_value(value)}."
         raise TypeError(msg) from None
 
 
@@ -97,47 +99,95 @@ def check_ranks(fn: str, lhs_shape: Sequence[int], rhs_shape: Sequence[int]) -> 
     return len(lhs_shape) - 2
 
 
+def positive_int(fn: str, name: str, value: Any) -> int:
+    """A single positive int (a layer's ``features``, a group count)."""
+    v = as_int(fn, name, value)
+    if v < 1:
+        msg = f"{fn}: `{name}` must be a positive integer, got {v}."
+        raise ValueError(msg)
+    return v
+
+
+def int_entries(fn: str, name: str, values: Sequence[Any], minimum: int | None = None) -> tuple[int, ...]:
+    """Each entry of ``values`` as an int (``name[i]`` in messages), at least ``minimum``."""
+    out = tuple(as_int(fn, f"{name}[{i}]", v) for i, v in enumerate(values))
+    if minimum is not None:
+        word = "positive" if minimum == 1 else "non-negative"
+        for i, v in enumerate(out):
+            if v < minimum:
+                msg = f"{fn}: `{name}`[{i}] must be a {word} integer, got {v}."
+                raise ValueError(msg)
+    return out
+
+
+def _is_sequence(value: Any) -> bool:
+    return isinstance(value, Sequence | np.ndarray) and not isinstance(value, str)
+
+
 def positive_ints(fn: str, name: str, value: Any, n: int, *, allow_none: bool = True) -> tuple[int, ...]:
     """Canonicalise a per-spatial-dimension sequence of positive ints.
 
     ``None`` (where allowed) means all ones. A bare int is rejected, as in
-    jax.lax, whose signatures take sequences.
+    jax.lax, whose signatures take sequences (see :func:`per_dim` for the
+    layers' broadcasting form).
     """
     if value is None and allow_none:
         return (1,) * n
     reject_quantity(fn, name, value)
-    if isinstance(value, str) or not isinstance(value, Sequence | np.ndarray):
-        msg = f"{fn}: `{name}` must be a sequence of {n} positive integers, got {_describe(value)}."
+    if not _is_sequence(value):
+        msg = f"{fn}: `{name}` must be a sequence of {n} positive integers, got {describe_value(value)}."
         raise TypeError(msg)
     values = tuple(value)
     if len(values) != n:
         msg = f"{fn}: `{name}` must have {n} entries (one per spatial dimension), got {values!r} with {len(values)}."
         raise ValueError(msg)
-    out = tuple(as_int(fn, f"{name}[{i}]", v) for i, v in enumerate(values))
+    out = int_entries(fn, name, values, minimum=1)
     for i, v in enumerate(out):
-        if v < 1:
-            msg = f"{fn}: `{name}`[{i}] must be a positive integer, got {v}."
-            raise ValueError(msg)
         if v > MAX_SIZE:
             msg = f"{fn}: `{name}`[{i}] (={v}) must be at most {MAX_SIZE} (2**31 - 1)."
             raise ValueError(msg)
     return out
 
 
+def per_dim(fn: str, name: str, value: Any, n: int, *, allow_none: bool = True) -> tuple[int, ...]:
+    """The layers' broadcasting form: ``None`` means 1, one int applies to every spatial dimension."""
+    if value is None and allow_none:
+        return (1,) * n
+    if _is_sequence(value):
+        return positive_ints(fn, name, value, n)
+    return positive_ints(fn, name, (as_int(fn, name, value),) * n, n)
+
+
+def bools_per_dim(fn: str, name: str, value: Any, n: int) -> tuple[bool, ...]:
+    """A bool for every spatial dimension, or a sequence of ``n`` bools."""
+    if not _is_sequence(value):
+        return (bool_flag(fn, name, value),) * n
+    values = tuple(value)
+    if len(values) != n:
+        msg = f"{fn}: `{name}` must be a bool or have {n} entries (one per spatial axis), got {value!r}."
+        raise ValueError(msg)
+    return tuple(bool_flag(fn, f"{name}[{i}]", v) for i, v in enumerate(values))
+
+
 def kernel_shape(fn: str, name: str, value: Any) -> tuple[int, ...]:
     """A kernel's spatial shape: one positive int (1-D) or a non-empty sequence of them."""
-    if isinstance(value, Sequence | np.ndarray) and not isinstance(value, str):
-        shape = tuple(as_int(fn, f"{name}[{i}]", k) for i, k in enumerate(value))
-    else:
-        shape = (as_int(fn, name, value),)
-    if not shape:
+    values = tuple(value) if _is_sequence(value) else None
+    if values is None:
+        values = (as_int(fn, name, value),)
+    if not values:
         msg = f"{fn}: `{name}` must have at least one entry, got {value!r}."
         raise ValueError(msg)
-    for i, k in enumerate(shape):
-        if k < 1:
-            msg = f"{fn}: `{name}`[{i}] must be a positive integer, got {k}."
-            raise ValueError(msg)
-    return shape
+    return int_entries(fn, name, values, minimum=1)
+
+
+def shape(fn: str, name: str, value: Any) -> tuple[int, ...]:
+    """A shape given as a sequence of non-negative ints."""
+    reject_quantity(fn, name, value)
+    if not _is_sequence(value):
+        hint = " Pass `x.shape` rather than the array itself." if hasattr(value, "shape") else ""
+        msg = f"{fn}: `{name}` must be a sequence of non-negative integers, got {type(value).__name__}.{hint}"
+        raise TypeError(msg)
+    return int_entries(fn, name, value, minimum=0)
 
 
 def padding_pairs(fn: str, padding: Any, n: int) -> tuple[tuple[int, int], ...]:
@@ -146,7 +196,7 @@ def padding_pairs(fn: str, padding: Any, n: int) -> tuple[tuple[int, int], ...]:
     if not isinstance(padding, Sequence | np.ndarray) or isinstance(padding, str):
         msg = (
             f"{fn}: `padding` must be a string or a sequence of {n} (low, high) integer pairs, "
-            f"got {_describe(padding)}."
+            f"got {describe_value(padding)}."
         )
         raise TypeError(msg)
     pads = tuple(padding)
@@ -183,67 +233,94 @@ def forward_padding(fn: str, padding: Any, n: int) -> str | tuple[tuple[int, int
     return padding_pairs(fn, padding, n)
 
 
-def _check_spec_string(fn: str, i: int, spec: Any, chars: tuple[str, str], ndim: int) -> None:
-    name = f"dimension_numbers[{i}]"
-    if not isinstance(spec, str):
-        msg = f"{fn}: `{name}` must be a string such as 'NCHW', got {_describe(spec)}."
-        raise TypeError(msg)
-    if len(spec) != ndim:
-        msg = f"{fn}: `{name}` (={spec!r}) must have one character per operand dimension ({ndim}), got {len(spec)}."
-        raise ValueError(msg)
-    for c in chars:
-        if spec.count(c) != 1:
-            msg = f"{fn}: `{name}` (={spec!r}) must contain {chars[0]!r} and {chars[1]!r} exactly once."
+#: Padding strings accepted by conv_transpose (exact case, as in jax.lax).
+TRANSPOSE_PADDING_STRINGS = ("SAME", "VALID", "CIRCULAR")
+
+
+def transpose_padding(fn: str, padding: Any, n: int) -> str | tuple[tuple[int, int], ...]:
+    """conv_transpose's padding: exactly 'SAME', 'VALID' or 'CIRCULAR', or explicit pairs."""
+    if isinstance(padding, str):
+        if padding not in TRANSPOSE_PADDING_STRINGS:
+            upper = padding.upper()
+            hint = f" Did you mean {upper!r}?" if upper in TRANSPOSE_PADDING_STRINGS else ""
+            msg = (
+                f"{fn}: `padding` must be 'SAME', 'VALID' or 'CIRCULAR', or a sequence of {n} "
+                f"(low, high) integer pairs, got {padding!r}.{hint}"
+            )
             raise ValueError(msg)
-    if len(set(spec)) != len(spec):
-        msg = f"{fn}: `{name}` (={spec!r}) must not repeat a character."
-        raise ValueError(msg)
+        return padding
+    return padding_pairs(fn, padding, n)
 
 
-def dimension_numbers(
-    fn: str, lhs_shape: Sequence[int], rhs_shape: Sequence[int], dimension_numbers: Any, default: Any = None
-) -> ConvDimensionNumbers:
-    """Validate ``dimension_numbers`` and return jax's ``ConvDimensionNumbers``.
+def _is_int(value: Any) -> bool:
+    return isinstance(value, int | np.integer) and not isinstance(value, bool | np.bool_)
 
-    ``default`` is used when ``dimension_numbers`` is None; ``None`` there means
-    jax's own default for conv_general_dilated (``NCHW``/``OIHW``/``NCHW``).
+
+def layer_padding(
+    fn: str, padding: Any, n: int, strings: Sequence[str], any_case: Sequence[str] = ()
+) -> str | tuple[tuple[int, int], ...]:
+    """The layers' padding forms (flax's): a string, an int, or ``n`` ints or (low, high) pairs.
+
+    ``strings`` are the accepted strings; those also in ``any_case`` are
+    accepted in any letter case (as jax.lax does for its forward padding).
     """
-    ndim = len(lhs_shape)
-    if dimension_numbers is None:
-        dimension_numbers = default
-    if dimension_numbers is None:
-        return lax.conv_dimension_numbers(lhs_shape, rhs_shape, None)
-    if isinstance(dimension_numbers, ConvDimensionNumbers):
-        for i, perm in enumerate(dimension_numbers):
-            if sorted(perm) != list(range(ndim)):
-                msg = (
-                    f"{fn}: `dimension_numbers`[{i}] (={tuple(perm)}) must be a permutation of "
-                    f"range({ndim}) for operands of rank {ndim}."
-                )
-                raise ValueError(msg)
-        return dimension_numbers
-    if not isinstance(dimension_numbers, list | tuple):
+    if isinstance(padding, str):
+        if padding not in strings and padding.upper() not in any_case:
+            msg = (
+                f"{fn}: `padding` must be one of {', '.join(map(repr, strings))}, an int, "
+                f"or {n} ints or (low, high) pairs, got {padding!r}."
+            )
+            raise ValueError(msg)
+        return padding
+    reject_quantity(fn, "padding", padding)
+    if _is_int(padding):
+        return ((int(padding), int(padding)),) * n
+    if _is_sequence(padding) and len(padding) == n:
+        padding = [(p, p) if _is_int(p) else p for p in padding]
+    return padding_pairs(fn, padding, n)
+
+
+def output_padding(fn: str, value: Any, n: int) -> tuple[int, ...] | None:
+    """``None``, one int for every dimension, or ``n`` ints (ranges are the plan's to check)."""
+    if value is None:
+        return None
+    reject_quantity(fn, "output_padding", value)
+    if isinstance(value, np.ndarray) and value.ndim == 0:
+        return (as_int(fn, "output_padding", value),) * n
+    if _is_sequence(value):
+        values = tuple(value)
+        if len(values) != n:
+            msg = (
+                f"{fn}: `output_padding` must be an integer or have {n} entries (one per spatial "
+                f"dimension), got {values!r} with {len(values)}."
+            )
+            raise ValueError(msg)
+        return int_entries(fn, "output_padding", values)
+    if _is_int(value):
+        return (int(value),) * n
+    msg = f"{fn}: `output_padding` must be None, an integer or a sequence of {n} integers, got {value!r}."
+    raise TypeError(msg)
+
+
+def output_shape(fn: str, value: Any, n: int) -> tuple[int, ...] | None:
+    """``None`` or ``n`` non-negative ints (the spatial output shape)."""
+    if value is None:
+        return None
+    reject_quantity(fn, "output_shape", value)
+    if not _is_sequence(value) or (isinstance(value, np.ndarray) and value.ndim != 1):
         msg = (
-            f"{fn}: `dimension_numbers` must be None, a ConvDimensionNumbers or a tuple of three "
-            f"strings such as ('NCHW', 'OIHW', 'NCHW'), got {_describe(dimension_numbers)}."
+            f"{fn}: `output_shape` must be None or a sequence of {n} integers (the spatial "
+            f"output shape), got {value!r} ({type(value).__name__})."
         )
         raise TypeError(msg)
-    if len(dimension_numbers) != 3:
+    values = tuple(value)
+    if len(values) != n:
         msg = (
-            f"{fn}: `dimension_numbers` must have three strings (lhs, rhs, out), "
-            f"got {len(dimension_numbers)}: {dimension_numbers!r}."
+            f"{fn}: `output_shape` must have {n} entries (the spatial dimensions only, without "
+            f"batch and feature), got {values!r} with {len(values)}."
         )
         raise ValueError(msg)
-    for i, (spec, chars) in enumerate(zip(dimension_numbers, (("N", "C"), ("O", "I"), ("N", "C")), strict=True)):
-        _check_spec_string(fn, i, spec, chars, ndim)
-    spatial = [set(s) - set(c) for s, c in zip(dimension_numbers, ("NC", "OI", "NC"), strict=True)]
-    if not spatial[0] == spatial[1] == spatial[2]:
-        msg = (
-            f"{fn}: `dimension_numbers` {tuple(dimension_numbers)!r} must use the same spatial "
-            "characters in all three strings."
-        )
-        raise ValueError(msg)
-    return lax.conv_dimension_numbers(lhs_shape, rhs_shape, tuple(dimension_numbers))
+    return int_entries(fn, "output_shape", values, minimum=0)
 
 
 def check_groups(
@@ -255,12 +332,8 @@ def check_groups(
     batch_group_count: Any,
 ) -> tuple[int, int]:
     """Check feature counts and group counts of a forward convolution."""
-    fgc = as_int(fn, "feature_group_count", feature_group_count)
-    bgc = as_int(fn, "batch_group_count", batch_group_count)
-    for name, v in (("feature_group_count", fgc), ("batch_group_count", bgc)):
-        if v < 1:
-            msg = f"{fn}: `{name}` must be a positive integer, got {v}."
-            raise ValueError(msg)
+    fgc = positive_int(fn, "feature_group_count", feature_group_count)
+    bgc = positive_int(fn, "batch_group_count", batch_group_count)
     if fgc > 1 and bgc > 1:
         msg = (
             f"{fn}: at most one of `feature_group_count` (={fgc}) and `batch_group_count` "
@@ -271,9 +344,7 @@ def check_groups(
     c_in = lhs_shape[dn.lhs_spec[1]]
     c_out = rhs_shape[dn.rhs_spec[0]]
     k_in = rhs_shape[dn.rhs_spec[1]]
-    if c_in % fgc:
-        msg = f"{fn}: lhs feature size (={c_in}) must be divisible by `feature_group_count` (={fgc})."
-        raise ValueError(msg)
+    divisible(fn, f"lhs feature size (={c_in})", c_in, fgc)
     if c_in // fgc != k_in:
         msg = (
             f"{fn}: rhs input-feature size (={k_in}) must equal the lhs feature size (={c_in}) "
@@ -281,21 +352,57 @@ def check_groups(
             f"rhs {tuple(rhs_shape)}."
         )
         raise ValueError(msg)
-    if c_out % fgc:
-        msg = f"{fn}: rhs output-feature size (={c_out}) must be divisible by `feature_group_count` (={fgc})."
-        raise ValueError(msg)
-    if bgc > 1 and n_batch % bgc:
-        msg = f"{fn}: lhs batch size (={n_batch}) must be divisible by `batch_group_count` (={bgc})."
-        raise ValueError(msg)
-    if c_out % bgc:
-        msg = f"{fn}: rhs output-feature size (={c_out}) must be divisible by `batch_group_count` (={bgc})."
-        raise ValueError(msg)
+    divisible(fn, f"rhs output-feature size (={c_out})", c_out, fgc)
+    if bgc > 1:
+        divisible(fn, f"lhs batch size (={n_batch})", n_batch, bgc, name="batch_group_count")
+    divisible(fn, f"rhs output-feature size (={c_out})", c_out, bgc, name="batch_group_count")
     return fgc, bgc
 
 
-def dilate(size: int, factor: int) -> int:
-    """Size of a dimension after inserting ``factor - 1`` holes between elements."""
-    return 0 if size == 0 else 1 + factor * (size - 1)
+def transpose_groups(
+    fn: str,
+    lhs_shape: tuple[int, ...],
+    rhs_shape: tuple[int, ...],
+    dn: ConvDimensionNumbers,
+    transpose_kernel: bool,
+    feature_group_count: Any,
+) -> tuple[int, int]:
+    """Check conv_transpose's feature sizes and groups; return ``(groups, output features)``."""
+    g = positive_int(fn, "feature_group_count", feature_group_count)
+    c_in = lhs_shape[dn.lhs_spec[1]]
+    k_out, k_in = rhs_shape[dn.rhs_spec[0]], rhs_shape[dn.rhs_spec[1]]
+    shapes = f"shapes lhs {lhs_shape}, rhs {rhs_shape}"
+    if c_in % g:
+        msg = f"{fn}: lhs feature size (={c_in}) must be divisible by `feature_group_count` (={g}); {shapes}."
+        raise ValueError(msg)
+    if transpose_kernel:
+        # rhs is the forward grouped conv's kernel: O = lhs features, I = output features / g.
+        if k_out != c_in:
+            msg = (
+                f"{fn}: rhs output-feature size (={k_out}) must equal the lhs feature size (={c_in}) "
+                f"with transpose_kernel=True; {shapes}."
+            )
+            raise ValueError(msg)
+        return g, k_in * g
+    # rhs follows conv_general_dilated's grouping: I = lhs features / g, O = output features.
+    if k_in * g != c_in:
+        divided = "" if g == 1 else f" divided by `feature_group_count` (={g})"
+        msg = (
+            f"{fn}: rhs input-feature size (={k_in}) must equal the lhs feature size (={c_in})"
+            f"{divided} with transpose_kernel=False; {shapes}."
+        )
+        raise ValueError(msg)
+    divisible(fn, f"rhs output-feature size (={k_out})", k_out, g, suffix=f" with transpose_kernel=False; {shapes}")
+    return g, k_out
+
+
+def divisible(
+    fn: str, what: str, size: int, groups: int, *, name: str = "feature_group_count", suffix: str = ""
+) -> None:
+    """``size`` (described by ``what``) must be divisible by the group count ``name``."""
+    if size % groups:
+        msg = f"{fn}: {what} must be divisible by `{name}` (={groups}){suffix}."
+        raise ValueError(msg)
 
 
 def check_padded_sizes(
@@ -332,10 +439,10 @@ def check_kernel_spatial(fn: str, rhs_shape: Sequence[int], dn: ConvDimensionNum
             raise ValueError(msg)
 
 
-def same_dtype(fn: str, lhs: Any, rhs: Any) -> None:
+def same_dtype(fn: str, lhs_dtype: Any, rhs_dtype: Any) -> None:
     """Require equal (canonical) dtypes of the mantissas, as jax.lax does, but say so up front."""
-    lhs_dtype = jax.dtypes.canonicalize_dtype(lhs.dtype)
-    rhs_dtype = jax.dtypes.canonicalize_dtype(rhs.dtype)
+    lhs_dtype = jax.dtypes.canonicalize_dtype(lhs_dtype)
+    rhs_dtype = jax.dtypes.canonicalize_dtype(rhs_dtype)
     if lhs_dtype != rhs_dtype:
         msg = (
             f"{fn}: `lhs` and `rhs` must have the same dtype, got {lhs_dtype} and {rhs_dtype}. "
@@ -349,7 +456,7 @@ def out_sharding(fn: str, value: Any) -> None:
     if value is not None and not isinstance(value, jax.sharding.NamedSharding | jax.sharding.PartitionSpec):
         msg = (
             f"{fn}: `out_sharding` must be None, a jax.sharding.NamedSharding or a "
-            f"jax.sharding.PartitionSpec, got {_describe(value)}."
+            f"jax.sharding.PartitionSpec, got {describe_value(value)}."
         )
         raise TypeError(msg)
 
@@ -357,7 +464,7 @@ def out_sharding(fn: str, value: Any) -> None:
 def bool_flag(fn: str, name: str, value: Any) -> bool:
     """A strict boolean flag (True/False, or numpy bools)."""
     if not isinstance(value, bool | np.bool_):
-        msg = f"{fn}: `{name}` must be True or False, got {_describe(value)}."
+        msg = f"{fn}: `{name}` must be True or False, got {describe_value(value)}."
         raise TypeError(msg)
     return bool(value)
 
@@ -365,9 +472,26 @@ def bool_flag(fn: str, name: str, value: Any) -> bool:
 def choice(fn: str, name: str, value: Any, allowed: Sequence[str]) -> str:
     """A string option that must be one of ``allowed`` (exact case)."""
     if not isinstance(value, str):
-        msg = f"{fn}: `{name}` must be one of {', '.join(map(repr, allowed))}, got {_describe(value)}."
+        msg = f"{fn}: `{name}` must be one of {', '.join(map(repr, allowed))}, got {describe_value(value)}."
         raise TypeError(msg)
     if value not in allowed:
         msg = f"{fn}: `{name}` must be one of {', '.join(map(repr, allowed))}, got {value!r}."
         raise ValueError(msg)
     return value
+
+
+#: Every value accepted by ``method`` is listed by the method registry
+#: (:func:`unitconv._methods.names`); this only checks the kind and the set.
+def method(fn: str, value: Any, allowed: Sequence[str]) -> str:
+    """``method``: one of ``allowed`` (exact case)."""
+    return choice(fn, "method", value, allowed)
+
+
+def precision(value: Any) -> Any:
+    """``precision`` in a hashable form (a list becomes a tuple); jax.lax validates it."""
+    return tuple(value) if isinstance(value, list) else value
+
+
+def preferred_element_type(value: Any) -> Any:
+    """``preferred_element_type`` as a NumPy dtype, or None."""
+    return None if value is None else np.dtype(value)

@@ -1,4 +1,4 @@
-"""CNTK's ``ConvolutionTranspose`` layer factory, unit-aware and without flax.
+"""CNTK's ``ConvolutionTranspose`` layer factory, unit-aware and without flax, on the layer core.
 
 ``ConvolutionTranspose(...)`` checks its arguments and returns an unbuilt
 layer; ``.build(key, x)`` infers the input depth from an example input (or
@@ -20,7 +20,7 @@ import jax.numpy as jnp
 import numpy as np
 import saiunit as u
 
-from unitconv import _checks, _transpose, _units
+from unitconv import _checks, _layer, _layout, _units
 from unitconv._functional import conv_transpose
 
 Quantity = u.Quantity
@@ -43,25 +43,6 @@ glorot_uniform_default = jax.nn.initializers.glorot_uniform(in_axis=0, out_axis=
 # ---------------------------------------------------------------------------
 # Argument canonicalisation
 # ---------------------------------------------------------------------------
-
-
-def _per_axis_ints(name: str, value: Any, n: int) -> tuple[int, ...]:
-    """An int for every spatial axis, or ``n`` ints; all positive."""
-    if isinstance(value, Sequence | np.ndarray) and not isinstance(value, str):
-        return _checks.positive_ints(_FN, name, value, n)
-    v = _checks.as_int(_FN, name, value)
-    return _checks.positive_ints(_FN, name, (v,) * n, n)
-
-
-def _per_axis_bools(name: str, value: Any, n: int) -> tuple[bool, ...]:
-    """A bool for every spatial axis, or a list of ``n`` bools."""
-    if isinstance(value, Sequence | np.ndarray) and not isinstance(value, str):
-        values = tuple(value)
-        if len(values) != n:
-            msg = f"{_FN}: `{name}` must be a bool or have {n} entries (one per spatial axis), got {value!r}."
-            raise ValueError(msg)
-        return tuple(_checks.bool_flag(_FN, f"{name}[{i}]", v) for i, v in enumerate(values))
-    return (_checks.bool_flag(_FN, name, value),) * n
 
 
 def _num_filters(value: Any) -> tuple[int, ...]:
@@ -189,17 +170,17 @@ class _Config:
         return padding, output_shape
 
 
-def _dimension_numbers(n: int) -> _checks.ConvDimensionNumbers:
-    """Channels-first input and output, and an (O, I, *spatial) kernel: 'NCHW', 'OIHW', 'NCHW' for 2-D."""
-    spec = tuple(range(n + 2))
-    return _checks.ConvDimensionNumbers(spec, spec, spec)
-
-
 def _plan(fn: str, lhs_shape: Any, rhs_shape: Any, strides: Any, padding: Any, output_shape: Any) -> Any:
-    """conv_transpose's plan for this layer's layout (validates; computes nothing)."""
-    n = len(strides)
-    return _transpose.plan_transpose(
-        fn, lhs_shape, rhs_shape, strides, padding, None, _dimension_numbers(n), True, False, None, output_shape, 1
+    """conv_transpose's plan for this layer's layout (validates under ``fn``; computes nothing; cached)."""
+    return _layer.check_transpose(
+        fn,
+        lhs_shape,
+        rhs_shape,
+        strides=strides,
+        padding=padding,
+        dimension_numbers=_layout.channels_first(len(strides) + 2),
+        transpose_kernel=True,
+        output_shape=output_shape,
     )
 
 
@@ -247,7 +228,7 @@ class UnbuiltConvolutionTranspose:
         fn = cfg.where()
         if _is_shape(x):
             shape, dtype = tuple(int(v) for v in x), jnp.result_type(float)
-            x_unit = _check_in_unit(fn, in_unit)
+            x_unit = _units.check_unit(fn, "in_unit", in_unit)
         else:
             if in_unit is not None:
                 msg = f"{fn}: `in_unit` is only for building from a shape; the example input carries its own unit."
@@ -261,10 +242,10 @@ class UnbuiltConvolutionTranspose:
         w_shape = cfg.kernel_shape(depth)
         internal = cfg.internal_kernel_shape(depth)
         if self.init is glorot_uniform_default:
-            W = Quantity(glorot_uniform_default(w_key, internal, dtype).reshape(w_shape), unit=Unit())
+            W = Quantity(glorot_uniform_default(w_key, internal, dtype).reshape(w_shape), unit=_units.UNITLESS)
         else:
             w_m, w_unit = _initial_value("init", self.init, w_key, w_shape, dtype)
-            W = Quantity(w_m, unit=Unit() if w_unit is None else w_unit)
+            W = Quantity(w_m, unit=_units.UNITLESS if w_unit is None else w_unit)
         # Check the geometry (and output_shape) now rather than at the first call.
         cfg.geometry((1, depth, *spatial), internal)
         b = None
@@ -283,13 +264,6 @@ class UnbuiltConvolutionTranspose:
     def __call__(self, x: Any) -> Any:
         msg = f"{self.config.where()}: the layer is not built yet; call `.build(key, x)` first and call the result."
         raise TypeError(msg)
-
-
-def _check_in_unit(fn: str, unit: Any) -> Unit | None:
-    if unit is None or isinstance(unit, Unit):
-        return unit
-    msg = f"{fn}: `in_unit` must be None or a saiunit Unit such as u.mV, got {unit!r} ({type(unit).__name__})."
-    raise TypeError(msg)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -335,13 +309,15 @@ class ConvolutionTransposeLayer:
                 f"equal the depth the layer was built for (={w_shape[0]})."
             )
             raise ValueError(msg)
-        result = _units.product_unit(fn, x_unit, _unit_of(self.W))
-        if self.b is not None and _unit_of(self.b).dim != result.unit.dim:
-            msg = (
-                f"{fn}: the input in {_show(x_unit)} gives an output in unit(x) * unit(W) = {result.unit}, "
-                f"but the bias `b` is in {_unit_of(self.b)} (dimension {_unit_of(self.b).dim})."
+        result = _units.product_unit(fn, x_unit, _units.unit_of(self.W))
+        if self.b is not None:
+            _units.check_dimension(
+                fn,
+                self.b,
+                result.unit,
+                f"the input in {_units.describe(x_unit)} gives an output in unit(x) * unit(W) = {result.unit}, "
+                "but the bias `b` is in {got}.",
             )
-            raise DimensionMismatchError(msg)
         n_items = int(np.prod(batch, dtype=np.int64))
         lhs = x.reshape((n_items, depth, *spatial))
         internal = cfg.internal_kernel_shape(depth)
@@ -353,7 +329,7 @@ class ConvolutionTransposeLayer:
             cfg.strides,
             padding,
             None,
-            _dimension_numbers(cfg.n),
+            _layout.channels_first(cfg.n + 2),
             True,
             output_shape=output_shape,
         )
@@ -364,14 +340,6 @@ class ConvolutionTransposeLayer:
 
 
 jax.tree_util.register_dataclass(ConvolutionTransposeLayer, data_fields=["W", "b"], meta_fields=["config"])
-
-
-def _unit_of(x: Any) -> Unit:
-    return x.unit if isinstance(x, Quantity) else Unit()
-
-
-def _show(unit: Unit | None) -> str:
-    return "a plain array (dimensionless)" if unit is None else str(unit)
 
 
 def ConvolutionTranspose(
@@ -474,7 +442,7 @@ def ConvolutionTranspose(
     if not callable(activation):
         msg = f"{_FN}: `activation` must be callable, got {activation!r} ({type(activation).__name__})."
         raise TypeError(msg)
-    share = _per_axis_bools("sharing", sharing, n)
+    share = _checks.bools_per_dim(_FN, "sharing", sharing, n)
     if not all(share):
         msg = (
             f"{_FN}: `sharing` must be True (got {sharing!r}): a convolution shares its weights across "
@@ -508,8 +476,8 @@ def ConvolutionTranspose(
         filter_shape=fs,
         num_filters=nf,
         activation=activation,
-        pad=_per_axis_bools("pad", pad, n),
-        strides=_per_axis_ints("strides", strides, n),
+        pad=_checks.bools_per_dim(_FN, "pad", pad, n),
+        strides=_checks.per_dim(_FN, "strides", strides, n, allow_none=False),
         bias=_checks.bool_flag(_FN, "bias", bias),
         output_shape=out_shape,
         max_temp_mem_size_in_samples=mem,

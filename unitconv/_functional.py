@@ -1,11 +1,13 @@
-"""Unit-aware versions of jax.lax's convolutions.
+"""The public, lax-style functions: canonicalise, split units, plan, compute, attach units.
 
 Each function keeps jax.lax's exact signature (names, order, defaults) and
 adds keyword-only extras after ``*``. The data flow is always the same:
 
-1. ``_checks`` validates and canonicalises the arguments;
-2. ``_units`` splits off the units and checks ``out_unit``;
-3. jax.lax runs on the raw mantissas, unchanged;
+1. ``_units`` splits off the units and checks ``out_unit``;
+2. ``_plan`` canonicalises every argument (``_checks``, ``_layout``) into one
+   frozen, cached Plan, with the method resolved;
+3. ``_methods.execute`` computes the plan on the raw mantissas (eagerly: the
+   plan's compiled executable; under a trace: its operations);
 4. ``_units`` reattaches ``unit(lhs) * unit(rhs)`` (or ``out_unit``).
 """
 
@@ -14,67 +16,42 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-import numpy as np
-from jax import lax
+import jax
 
-from unitconv import _checks, _fast, _transpose, _units
+from unitconv import _auto, _checks, _methods, _plan, _units
+
+#: Values of ``method`` accepted by the forward convolutions and by conv_transpose.
+FORWARD_METHODS = _methods.names("forward")
+TRANSPOSE_METHODS = _methods.names("transpose")
 
 
-def _forward(
-    fn: str,
-    lhs: Any,
-    rhs: Any,
-    window_strides: Any,
-    padding: Any,
-    lhs_dilation: Any,
-    rhs_dilation: Any,
-    dimension_numbers: Any,
-    feature_group_count: Any,
-    batch_group_count: Any,
-    precision: Any,
-    preferred_element_type: Any,
-    out_sharding: Any,
-    out_unit: Any,
-) -> Any:
+def _dtypes(lhs_m: Any, rhs_m: Any) -> tuple[Any, Any]:
+    return jax.dtypes.canonicalize_dtype(lhs_m.dtype), jax.dtypes.canonicalize_dtype(rhs_m.dtype)
+
+
+def _run(plan: _plan.Plan, lhs_m: Any, rhs_m: Any) -> Any:
+    """The plan on the mantissas: its compiled executable when eager, its operations when traced."""
+    if isinstance(lhs_m, jax.core.Tracer) or isinstance(rhs_m, jax.core.Tracer):
+        return _methods.execute(plan, lhs_m, rhs_m)
+    return plan.executable(lhs_m, rhs_m)
+
+
+def _forward(fn: str, lhs: Any, rhs: Any, *, out_unit: Any, method: Any, **arguments: Any) -> Any:
     """Shared body of the three forward convolutions; ``fn`` names the caller in errors."""
     lhs_m, lhs_unit = _units.split(fn, "lhs", lhs)
     rhs_m, rhs_unit = _units.split(fn, "rhs", rhs)
     result = _units.product_unit(fn, lhs_unit, rhs_unit, out_unit)
-    lhs_shape, rhs_shape = tuple(lhs_m.shape), tuple(rhs_m.shape)
-    n = _checks.check_ranks(fn, lhs_shape, rhs_shape)
-    _checks.same_dtype(fn, lhs_m, rhs_m)
-    _checks.out_sharding(fn, out_sharding)
-    dn = _checks.dimension_numbers(fn, lhs_shape, rhs_shape, dimension_numbers)
-    _checks.check_kernel_spatial(fn, rhs_shape, dn)
-    strides = _checks.positive_ints(fn, "window_strides", window_strides, n, allow_none=False)
-    lhs_dil = _checks.positive_ints(fn, "lhs_dilation", lhs_dilation, n)
-    rhs_dil = _checks.positive_ints(fn, "rhs_dilation", rhs_dilation, n)
-    pads = _checks.forward_padding(fn, padding, n)
-    if isinstance(pads, str) and lhs_dil != (1,) * n:
-        msg = (
-            f"{fn}: string `padding` (={padding!r}) cannot be combined with `lhs_dilation` "
-            f"(={lhs_dil}); give explicit (low, high) pairs, or use conv_transpose."
-        )
-        raise ValueError(msg)
-    fgc, bgc = _checks.check_groups(fn, lhs_shape, rhs_shape, dn, feature_group_count, batch_group_count)
-    if not isinstance(pads, str):
-        lhs_spatial = [lhs_shape[i] for i in dn.lhs_spec[2:]]
-        _checks.check_padded_sizes(fn, lhs_spatial, pads, lhs_dil)
-    out = lax.conv_general_dilated(
-        lhs_m,
-        rhs_m,
-        strides,
-        pads,
-        lhs_dil,
-        rhs_dil,
-        dn,
-        fgc,
-        bgc,
-        precision,
-        preferred_element_type,
-        out_sharding,
+    plan = _plan.cached(
+        _plan.forward,
+        fn=fn,
+        lhs_shape=tuple(lhs_m.shape),
+        rhs_shape=tuple(rhs_m.shape),
+        dtypes=_dtypes(lhs_m, rhs_m),
+        method=method,
+        backend=_auto.backend_of(lhs_m, rhs_m) if isinstance(method, str) and method == "auto" else None,
+        **arguments,
     )
-    return _units.attach(out, result)
+    return _units.attach(_run(plan, lhs_m, rhs_m), result)
 
 
 def conv_general_dilated(
@@ -92,6 +69,7 @@ def conv_general_dilated(
     out_sharding: Any = None,
     *,
     out_unit: Any = None,
+    method: str = "auto",
 ) -> Any:
     """General n-dimensional convolution of quantities, with optional dilation.
 
@@ -122,6 +100,10 @@ def conv_general_dilated(
     out_unit : saiunit.Unit, optional
         Return the result in this unit. Its dimension must equal that of
         ``unit(lhs) * unit(rhs)``.
+    method : str, optional
+        ``'auto'`` (default), ``'lax'`` or ``'xla'``. ``'xla'`` is
+        jax.lax.conv_general_dilated itself; ``'auto'`` and ``'lax'`` compute
+        the same result today (bitwise jax.lax's).
 
     Returns
     -------
@@ -163,17 +145,18 @@ def conv_general_dilated(
         "conv_general_dilated",
         lhs,
         rhs,
-        window_strides,
-        padding,
-        lhs_dilation,
-        rhs_dilation,
-        dimension_numbers,
-        feature_group_count,
-        batch_group_count,
-        precision,
-        preferred_element_type,
-        out_sharding,
-        out_unit,
+        window_strides=window_strides,
+        padding=padding,
+        lhs_dilation=lhs_dilation,
+        rhs_dilation=rhs_dilation,
+        dimension_numbers=dimension_numbers,
+        feature_group_count=feature_group_count,
+        batch_group_count=batch_group_count,
+        precision=precision,
+        preferred_element_type=preferred_element_type,
+        out_sharding=out_sharding,
+        out_unit=out_unit,
+        method=method,
     )
 
 
@@ -186,6 +169,7 @@ def conv(
     preferred_element_type: Any = None,
     *,
     out_unit: Any = None,
+    method: str = "auto",
 ) -> Any:
     """Convolution of quantities in the default ``NCHW``/``OIHW`` layout.
 
@@ -205,6 +189,8 @@ def conv(
         Passed to jax.lax unchanged.
     out_unit : saiunit.Unit, optional
         Return the result in this unit.
+    method : str, optional
+        As for :func:`conv_general_dilated`.
 
     Returns
     -------
@@ -226,17 +212,12 @@ def conv(
         "conv",
         lhs,
         rhs,
-        window_strides,
-        padding,
-        None,
-        None,
-        None,
-        1,
-        1,
-        precision,
-        preferred_element_type,
-        None,
-        out_unit,
+        window_strides=window_strides,
+        padding=padding,
+        precision=precision,
+        preferred_element_type=preferred_element_type,
+        out_unit=out_unit,
+        method=method,
     )
 
 
@@ -251,6 +232,7 @@ def conv_with_general_padding(
     preferred_element_type: Any = None,
     *,
     out_unit: Any = None,
+    method: str = "auto",
 ) -> Any:
     """Convolution of quantities with explicit padding and dilation.
 
@@ -271,6 +253,8 @@ def conv_with_general_padding(
         Passed to jax.lax unchanged.
     out_unit : saiunit.Unit, optional
         Return the result in this unit.
+    method : str, optional
+        As for :func:`conv_general_dilated`.
 
     Returns
     -------
@@ -292,17 +276,14 @@ def conv_with_general_padding(
         "conv_with_general_padding",
         lhs,
         rhs,
-        window_strides,
-        padding,
-        lhs_dilation,
-        rhs_dilation,
-        None,
-        1,
-        1,
-        precision,
-        preferred_element_type,
-        None,
-        out_unit,
+        window_strides=window_strides,
+        padding=padding,
+        lhs_dilation=lhs_dilation,
+        rhs_dilation=rhs_dilation,
+        precision=precision,
+        preferred_element_type=preferred_element_type,
+        out_unit=out_unit,
+        method=method,
     )
 
 
@@ -460,39 +441,29 @@ def conv_transpose(
     lhs_m, lhs_unit = _units.split(fn, "lhs", lhs)
     rhs_m, rhs_unit = _units.split(fn, "rhs", rhs)
     result = _units.product_unit(fn, lhs_unit, rhs_unit, out_unit)
-    _checks.same_dtype(fn, lhs_m, rhs_m)
-    plan = _transpose.plan_transpose_cached(
-        fn,
-        lhs_m.shape,
-        rhs_m.shape,
-        strides,
-        padding,
-        rhs_dilation,
-        dimension_numbers,
-        transpose_kernel,
-        use_consistent_padding,
-        output_padding,
-        output_shape,
-        feature_group_count,
+    dtypes = _dtypes(lhs_m, rhs_m)
+    _checks.same_dtype(fn, *dtypes)
+    plan = _plan.cached(
+        _plan.transpose,
+        fn=fn,
+        lhs_shape=tuple(lhs_m.shape),
+        rhs_shape=tuple(rhs_m.shape),
+        strides=strides,
+        padding=padding,
+        rhs_dilation=rhs_dilation,
+        dimension_numbers=dimension_numbers,
+        transpose_kernel=transpose_kernel,
+        use_consistent_padding=use_consistent_padding,
+        output_padding=output_padding,
+        output_shape=output_shape,
+        feature_group_count=feature_group_count,
+        precision=precision,
+        preferred_element_type=preferred_element_type,
+        method=method,
+        dtypes=dtypes,
+        backend=_auto.backend_of(lhs_m, rhs_m) if isinstance(method, str) and method == "auto" else None,
     )
-    method = _checks.choice(fn, "method", method, _fast.METHODS)
-    out = _transpose.run_plan(lhs_m, rhs_m, plan, precision, preferred_element_type, method)
-    return _units.attach(out, result)
-
-
-def _shape_arg(fn: str, name: str, value: Any) -> tuple[int, ...]:
-    """A shape given as a sequence of non-negative ints."""
-    _checks.reject_quantity(fn, name, value)
-    if isinstance(value, str) or not isinstance(value, Sequence | np.ndarray):
-        hint = " Pass `x.shape` rather than the array itself." if hasattr(value, "shape") else ""
-        msg = f"{fn}: `{name}` must be a sequence of non-negative integers, got {type(value).__name__}.{hint}"
-        raise TypeError(msg)
-    shape = tuple(_checks.as_int(fn, f"{name}[{i}]", v) for i, v in enumerate(value))
-    for i, v in enumerate(shape):
-        if v < 0:
-            msg = f"{fn}: `{name}`[{i}] must be a non-negative integer, got {v}."
-            raise ValueError(msg)
-    return shape
+    return _units.attach(_run(plan, lhs_m, rhs_m), result)
 
 
 def conv_transpose_shape(
@@ -543,20 +514,18 @@ def conv_transpose_shape(
     (8, 35, 35, 5)
     """
     fn = "conv_transpose_shape"
-    lhs_shape = _shape_arg(fn, "lhs_shape", lhs_shape)
-    rhs_shape = _shape_arg(fn, "rhs_shape", rhs_shape)
-    plan = _transpose.plan_transpose(
-        fn,
-        lhs_shape,
-        rhs_shape,
-        strides,
-        padding,
-        rhs_dilation,
-        dimension_numbers,
-        transpose_kernel,
-        use_consistent_padding,
-        output_padding,
-        output_shape,
-        feature_group_count,
+    plan = _plan.transpose(
+        fn=fn,
+        lhs_shape=_checks.shape(fn, "lhs_shape", lhs_shape),
+        rhs_shape=_checks.shape(fn, "rhs_shape", rhs_shape),
+        strides=strides,
+        padding=padding,
+        rhs_dilation=rhs_dilation,
+        dimension_numbers=dimension_numbers,
+        transpose_kernel=transpose_kernel,
+        use_consistent_padding=use_consistent_padding,
+        output_padding=output_padding,
+        output_shape=output_shape,
+        feature_group_count=feature_group_count,
     )
     return plan.out_shape

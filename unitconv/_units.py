@@ -1,25 +1,32 @@
-"""The one place where units are split from values and put back on them.
+"""Every unit operation: split, attach, product unit, addition, describing, checking and binding units.
 
 A convolution is bilinear, so the unit of its result is ``unit(lhs) *
-unit(rhs)``. This module holds that rule and its checks:
+unit(rhs)``. This module holds that rule and every other use of units in the
+package, for the functions and for the layers:
 
 * :func:`split` takes an operand apart into ``(mantissa, unit)``; a plain
-  array has unit ``None`` and counts as dimensionless.
+  array has unit ``None`` and counts as dimensionless (:func:`unit_of` gives
+  ``u.UNITLESS`` for it).
 * :func:`product_unit` computes the result unit and checks a requested
-  ``out_unit`` against it *before* anything is computed.
-* :func:`attach` puts the unit back on the mantissa that jax.lax returned.
+  ``out_unit`` against it *before* anything is computed; :func:`attach` puts
+  it back on the mantissa that was computed.
+* :func:`add` adds a bias; :func:`bind` checks an input against the unit a
+  layer expects and converts it; :func:`check_unit` validates a unit argument;
+  :func:`describe` is the one way a unit is written in an error message.
 
 Units are static metadata: nothing here adds an operation to the traced
-computation unless ``out_unit`` asks for a rescaling.
+computation unless a conversion (``out_unit``, ``in_unit``, a bias in another
+unit) asks for a rescaling.
 """
 
 from __future__ import annotations
 
 import functools
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-import jax.numpy as jnp
+import numpy as np
 import saiunit as u
 
 from unitconv._checks import shape_of
@@ -27,21 +34,67 @@ from unitconv._checks import shape_of
 Quantity = u.Quantity
 Unit = u.Unit
 DimensionMismatchError = u.DimensionMismatchError
+UNITLESS = u.UNITLESS
 
 
 def split(fn: str, name: str, x: Any) -> tuple[Any, Unit | None]:
-    """Split ``x`` into its mantissa and unit (``None`` for a plain array)."""
+    """Split ``x`` into its mantissa and unit (``None`` for a plain array).
+
+    Raises ``TypeError`` (naming ``fn`` and ``name``) if ``x`` is not an array.
+    """
     if isinstance(x, Quantity):
         mantissa = x.mantissa
         if not hasattr(mantissa, "shape"):  # a scalar Quantity keeps a Python number
-            mantissa = jnp.asarray(mantissa)
+            mantissa = np.asarray(mantissa)
         return mantissa, x.unit
     shape_of(fn, name, x)
     return x, None
 
 
-def _show(unit: Unit | None) -> str:
-    return "1 (a plain array)" if unit is None else str(unit)
+def unit_of(x: Any) -> Unit:
+    """The unit of ``x``: its unit for a Quantity, ``u.UNITLESS`` for anything else."""
+    return x.unit if isinstance(x, Quantity) else UNITLESS
+
+
+def mantissa_of(x: Any) -> Any:
+    """The mantissa of a Quantity, or ``x`` itself."""
+    return x.mantissa if isinstance(x, Quantity) else x
+
+
+def map_mantissa(x: Any, f: Callable[[Any], Any]) -> Any:
+    """Apply ``f`` to the mantissa of ``x`` and keep its unit (if any)."""
+    if isinstance(x, Quantity):
+        return Quantity(f(x.mantissa), unit=x.unit)
+    return f(x)
+
+
+def describe(unit: Unit | None, *, dimension: bool = False) -> str:
+    """How a unit is written in error messages; ``None`` is a plain array.
+
+    With ``dimension``, a unit is followed by its dimension (or
+    "dimensionless"), for messages that compare dimensions.
+    """
+    if unit is None:
+        return "1 (a plain array)"
+    if not dimension:
+        return str(unit)
+    return f"{unit} (dimensionless)" if unit.dim == UNITLESS.dim else f"{unit} (dimension {unit.dim})"
+
+
+def check_unit(fn: str, name: str, value: Any, *, example: str = "mV") -> Unit | None:
+    """``value`` must be ``None`` or a saiunit ``Unit``; ``TypeError`` otherwise."""
+    if value is None or isinstance(value, Unit):
+        return value
+    if isinstance(value, Quantity):
+        msg = (
+            f"{fn}: `{name}` must be a unit such as u.{example}, got a Quantity in {value.unit}. "
+            f"Pass its unit, e.g. `{name}=q.unit`."
+        )
+    else:
+        # `out_unit`'s documented message does not spell out None (it is the default everywhere).
+        allowed = "a saiunit Unit" if name == "out_unit" else "None or a saiunit Unit"
+        msg = f"{fn}: `{name}` must be {allowed} such as u.{example}, got {value!r} ({type(value).__name__})."
+    raise TypeError(msg)
 
 
 @dataclass(frozen=True)
@@ -51,31 +104,23 @@ class ResultUnit:
     ``unit`` is ``unit(lhs) * unit(rhs)``; ``out_unit`` is the unit the caller
     asked for (same dimension), or ``None``. ``quantity`` is False only when
     neither operand carried a unit and no ``out_unit`` was asked for: then the
-    raw jax.lax result is returned.
+    raw computed array is returned.
     """
 
     unit: Unit
     out_unit: Unit | None
     quantity: bool
 
-
-def check_out_unit(fn: str, out_unit: Any) -> Unit | None:
-    """Validate that ``out_unit`` is ``None`` or a saiunit ``Unit``."""
-    if out_unit is None or isinstance(out_unit, Unit):
-        return out_unit
-    if isinstance(out_unit, Quantity):
-        msg = (
-            f"{fn}: `out_unit` must be a unit such as u.pA, got a Quantity ({out_unit}). "
-            "Pass its unit, e.g. `out_unit=q.unit`."
-        )
-    else:
-        msg = f"{fn}: `out_unit` must be a saiunit Unit such as u.pA, got {out_unit!r} ({type(out_unit).__name__})."
-    raise TypeError(msg)
+    @property
+    def final(self) -> Unit | None:
+        """The unit the result is returned in, or ``None`` for a plain array."""
+        return (self.out_unit or self.unit) if self.quantity else None
 
 
-@functools.lru_cache(maxsize=256)
+# Bounded like every cache of the package (see docs/architecture.md): saiunit's unit
+# product costs tens of microseconds per eager call.
+@functools.lru_cache(maxsize=1024)
 def _times(a: Unit, b: Unit) -> Unit:
-    """``a * b``, cached: saiunit's unit product costs tens of microseconds per eager call."""
     return a * b
 
 
@@ -89,10 +134,9 @@ def product_unit(fn: str, lhs_unit: Unit | None, rhs_unit: Unit | None, out_unit
     DimensionMismatchError
         If ``out_unit``'s dimension differs from ``unit(lhs) * unit(rhs)``.
     """
-    out_unit = check_out_unit(fn, out_unit)
-    one = Unit()
-    lu = one if lhs_unit is None else lhs_unit
-    ru = one if rhs_unit is None else rhs_unit
+    out_unit = check_unit(fn, "out_unit", out_unit, example="pA")
+    lu = UNITLESS if lhs_unit is None else lhs_unit
+    ru = UNITLESS if rhs_unit is None else rhs_unit
     try:
         prod = _times(lu, ru)
     except TypeError:  # an unhashable unit: no caching
@@ -100,7 +144,7 @@ def product_unit(fn: str, lhs_unit: Unit | None, rhs_unit: Unit | None, out_unit
     if out_unit is not None and out_unit.dim != prod.dim:
         msg = (
             f"{fn}: `out_unit` (={out_unit}) has dimension {out_unit.dim}, but the result has "
-            f"unit(lhs) * unit(rhs) = {_show(lhs_unit)} * {_show(rhs_unit)} = {prod}, "
+            f"unit(lhs) * unit(rhs) = {describe(lhs_unit)} * {describe(rhs_unit)} = {prod}, "
             f"of dimension {prod.dim}."
         )
         raise DimensionMismatchError(msg)
@@ -109,7 +153,7 @@ def product_unit(fn: str, lhs_unit: Unit | None, rhs_unit: Unit | None, out_unit
 
 
 def attach(mantissa: Any, result: ResultUnit) -> Any:
-    """Put the result unit back on the mantissa that jax.lax returned."""
+    """Put the result unit back on the computed mantissa."""
     if not result.quantity:
         return mantissa
     if result.out_unit is None:
@@ -134,13 +178,77 @@ def add(fn: str, a: Any, b: Any) -> Any:
     """
     a_unit = a.unit if isinstance(a, Quantity) else None
     b_unit = b.unit if isinstance(b, Quantity) else None
-    au = Unit() if a_unit is None else a_unit
-    bu = Unit() if b_unit is None else b_unit
+    au, bu = unit_of(a), unit_of(b)
     if au.dim != bu.dim:
-        msg = f"{fn}: cannot add a value in {_show(b_unit)} to one in {_show(a_unit)}: their dimensions differ."
+        msg = f"{fn}: cannot add a value in {describe(b_unit)} to one in {describe(a_unit)}: their dimensions differ."
         raise DimensionMismatchError(msg)
-    b_m = b.mantissa if b_unit is not None else b
+    b_m = mantissa_of(b)
     if bu != au:
         b_m = Quantity(b_m, unit=bu).in_unit(au).mantissa
-    total = (a.mantissa if a_unit is not None else a) + b_m
+    total = mantissa_of(a) + b_m
     return total if a_unit is None else Quantity(total, unit=a_unit)
+
+
+def bind(fn: str, x: Any, expected_unit: Unit | None) -> Any:
+    """``x`` bound to ``expected_unit``: checked against it and converted to it.
+
+    ``expected_unit=None`` accepts any unit and returns ``x`` unchanged. A
+    plain array counts as dimensionless: it is accepted (as a dimensionless
+    Quantity) only by a dimensionless ``expected_unit``.
+
+    Raises
+    ------
+    TypeError
+        If ``x`` is not an array.
+    DimensionMismatchError
+        If ``x``'s dimension differs from ``expected_unit``'s; the message
+        names ``fn`` and both units.
+    """
+    x_m, x_unit = split(fn, "inputs", x)
+    if expected_unit is None:
+        return x
+    if x_unit is None:
+        if expected_unit.dim != UNITLESS.dim:
+            msg = (
+                f"{fn}: the input is a plain array without a unit, but the layer expects "
+                f"`in_unit`={expected_unit} (dimension {expected_unit.dim}). Attach the unit to the input "
+                f"first (a Quantity in {expected_unit} or in any unit of that dimension)."
+            )
+            raise DimensionMismatchError(msg)
+        x_unit, x = UNITLESS, Quantity(x_m, unit=UNITLESS)
+    if x_unit.dim != expected_unit.dim:
+        msg = (
+            f"{fn}: the input is in {describe(x_unit, dimension=True)}, but the layer's `in_unit` is "
+            f"{describe(expected_unit, dimension=True)}."
+        )
+        raise DimensionMismatchError(msg)
+    return x if x_unit == expected_unit else x.in_unit(expected_unit)
+
+
+def _mismatch(fn: str, template: str, got: Unit | None, want: Unit | None) -> DimensionMismatchError:
+    text = template.format(got=describe(got, dimension=True), want=describe(want, dimension=True))
+    return DimensionMismatchError(f"{fn}: {text}")
+
+
+def check_dimension(fn: str, value: Any, unit: Unit | None, template: str) -> None:
+    """``value`` (a plain value counts as dimensionless) must have ``unit``'s dimension.
+
+    ``template`` is the message after ``"fn: "``, with ``{got}`` and ``{want}``
+    for the two units, e.g. ``"the 'bias' parameter is in {got}, but ... is {want}."``.
+    """
+    got = value.unit if isinstance(value, Quantity) else None
+    if unit_of(value).dim != (UNITLESS if unit is None else unit).dim:
+        raise _mismatch(fn, template, got, unit)
+
+
+def convert(fn: str, value: Any, unit: Unit | None, template: str) -> Any:
+    """``value`` in ``unit``; a plain value is taken to be in ``unit`` already.
+
+    ``unit=None`` leaves the value as it is (a plain value stays plain). For
+    values that an initialiser hands back; ``template`` as for
+    :func:`check_dimension`.
+    """
+    if not isinstance(value, Quantity):
+        return value if unit is None else Quantity(value, unit=unit)
+    check_dimension(fn, value, unit, template)
+    return value if unit is None or value.unit == unit else value.in_unit(unit)

@@ -1,4 +1,4 @@
-"""flax.linen modules for unit-aware convolutions.
+"""flax.linen glue for unit-aware convolutions, on the layer core (unitconv._layer).
 
 :class:`ConvTranspose` and :class:`Conv` are drop-in replacements for
 ``flax.linen.ConvTranspose`` and ``flax.linen.Conv``: same attributes (names,
@@ -70,14 +70,13 @@ from collections.abc import Callable, Sequence
 from typing import Any
 
 import jax.numpy as jnp
-import numpy as np
 import saiunit as u
 from flax import serialization
 from flax.linen import initializers
 from flax.linen.dtypes import promote_dtype
 from flax.linen.module import Module, compact
 
-from unitconv import _checks, _transpose, _units
+from unitconv import _checks, _geometry, _layer, _layout, _units
 from unitconv._functional import conv_general_dilated, conv_transpose
 
 __all__ = ("Conv", "ConvTranspose")
@@ -119,154 +118,19 @@ if not serialization.is_serializable(Quantity):
     serialization.register_serialization_state(Quantity, _quantity_to_state_dict, _quantity_from_state_dict)
 
 
-# ---------------------------------------------------------------------------
-# Attribute canonicalisation (messages start with the module's name)
-# ---------------------------------------------------------------------------
-
-
-def _check_unit_attr(fn: str, name: str, value: Any) -> Unit | None:
-    """``value`` must be None or a saiunit Unit."""
-    if value is None or isinstance(value, Unit):
-        return value
-    if isinstance(value, Quantity):
-        msg = f"{fn}: `{name}` must be a unit such as u.mV, got a Quantity ({value}); pass its unit."
-    else:
-        msg = f"{fn}: `{name}` must be None or a saiunit Unit such as u.mV, got {value!r} ({type(value).__name__})."
-    raise TypeError(msg)
-
-
-def _per_dim(fn: str, name: str, value: Any, n: int) -> tuple[int, ...]:
-    """flax's broadcasting: None means 1, an int applies to every spatial dimension."""
-    if value is None:
-        return (1,) * n
-    if isinstance(value, Sequence | np.ndarray) and not isinstance(value, str):
-        return _checks.positive_ints(fn, name, value, n)
-    v = _checks.as_int(fn, name, value)
-    return _checks.positive_ints(fn, name, (v,) * n, n)
-
-
-def _padding(
-    fn: str, padding: Any, n: int, strings: Sequence[str], any_case: Sequence[str] = ()
-) -> str | tuple[tuple[int, int], ...]:
-    """flax's padding forms: a string, an int, or ``n`` ints or (low, high) pairs.
-
-    ``strings`` are the accepted strings; those also in ``any_case`` are
-    accepted in any letter case (as jax.lax does for its forward padding).
-    """
-    if isinstance(padding, str):
-        if padding not in strings and padding.upper() not in any_case:
-            msg = (
-                f"{fn}: `padding` must be one of {', '.join(map(repr, strings))}, an int, "
-                f"or {n} ints or (low, high) pairs, got {padding!r}."
-            )
-            raise ValueError(msg)
-        return padding
-    _checks.reject_quantity(fn, "padding", padding)
-    if isinstance(padding, int | np.integer) and not isinstance(padding, bool):
-        return ((int(padding), int(padding)),) * n
-    if isinstance(padding, Sequence | np.ndarray) and len(padding) == n:
-        padding = [(p, p) if isinstance(p, int | np.integer) and not isinstance(p, bool) else p for p in padding]
-    return _checks.padding_pairs(fn, padding, n)
-
-
-def _positive_int(fn: str, name: str, value: Any) -> int:
-    v = _checks.as_int(fn, name, value)
-    if v < 1:
-        msg = f"{fn}: `{name}` must be a positive integer, got {v}."
-        raise ValueError(msg)
-    return v
-
-
-# ---------------------------------------------------------------------------
-# Units of inputs and parameters
-# ---------------------------------------------------------------------------
-
-
-def _show(unit: Unit | None) -> str:
-    if unit is None:
-        return "no unit (a plain array)"
-    return f"{unit} (dimensionless)" if unit.dim == Unit().dim else f"{unit} (dimension {unit.dim})"
-
-
-def _dim(unit: Unit | None) -> Any:
-    return Unit().dim if unit is None else unit.dim
-
-
-def _bind_input(fn: str, x: Any, in_unit: Unit | None) -> Any:
-    """Check the input against ``in_unit`` and convert it to that unit."""
-    x_m, x_unit = _units.split(fn, "inputs", x)
-    if in_unit is None:
-        return x
-    if x_unit is None:
-        if not in_unit.is_unitless:
-            msg = (
-                f"{fn}: the input is a plain array without a unit, but the layer expects `in_unit`={in_unit} "
-                f"(dimension {in_unit.dim}). Attach the unit to the input first (a Quantity in {in_unit} or in "
-                "any unit of that dimension)."
-            )
-            raise DimensionMismatchError(msg)
-        x_unit, x = Unit(), Quantity(x_m, unit=Unit())
-    if x_unit.dim != in_unit.dim:
-        msg = f"{fn}: the input is in {_show(x_unit)}, but the layer's `in_unit` is {_show(in_unit)}."
-        raise DimensionMismatchError(msg)
-    return x if x_unit == in_unit else x.in_unit(in_unit)
-
-
-def _unit_of(x: Any) -> Unit | None:
-    return x.unit if isinstance(x, Quantity) else None
-
-
-def _param_init(fn: str, name: str, init: Callable[..., Any], unit: Unit | None) -> Callable[..., Any]:
-    """Wrap a flax initialiser so that it returns a parameter in ``unit``.
-
-    The initialiser draws the mantissa. If it returns a Quantity itself, that
-    Quantity must have ``unit``'s dimension and is converted to ``unit``.
-    """
-
-    def init_fn(key: Any, shape: tuple[int, ...], dtype: Any) -> Any:
-        value = init(key, shape, dtype)
-        v_unit = _unit_of(value)
-        if v_unit is None:
-            return value if unit is None else Quantity(value, unit=unit)
-        if v_unit.dim != _dim(unit):
-            msg = f"{fn}: `{name}_init` returned a value in {_show(v_unit)}, but the {name} must be in {_show(unit)}."
-            raise DimensionMismatchError(msg)
-        if unit is None:
-            return value
-        return value if v_unit == unit else value.in_unit(unit)
-
-    return init_fn
-
-
-def _check_param_dim(fn: str, name: str, value: Any, unit: Unit | None, why: str) -> None:
-    """A stored parameter (from init, a checkpoint or an optimiser) must have ``unit``'s dimension."""
-    v_unit = _unit_of(value)
-    if _dim(v_unit) != _dim(unit):
-        msg = f"{fn}: the '{name}' parameter is in {_show(v_unit)}, but {why} is {_show(unit)}."
-        raise DimensionMismatchError(msg)
-
-
-def _map_mantissa(x: Any, f: Callable[[Any], Any]) -> Any:
-    """Apply ``f`` to the mantissa of ``x`` and keep its unit (if any)."""
-    if isinstance(x, Quantity):
-        return Quantity(f(x.mantissa), unit=x.unit)
-    return f(x)
-
-
-# ---------------------------------------------------------------------------
-# Shared module machinery
-# ---------------------------------------------------------------------------
-
-
-def _channels_last_dimension_numbers(ndim: int) -> _checks.ConvDimensionNumbers:
-    """(N, *spatial, C) inputs and (*spatial, I, O) kernels, for any number of spatial dimensions."""
-    lhs = (0, ndim - 1, *range(1, ndim - 1))
-    rhs = (ndim - 1, ndim - 2, *range(ndim - 2))
-    return _checks.ConvDimensionNumbers(lhs, rhs, lhs)
-
-
 class _UnitConvBase(Module):
-    """Unit checks shared by Conv and ConvTranspose (not a public class)."""
+    """Glue shared by Conv and ConvTranspose: the module's name, parameters and dtypes (not public).
+
+    Subclasses declare the attributes it reads: ``features``,
+    ``kernel_size``, ``strides``, ``kernel_dilation``,
+    ``feature_group_count``, ``kernel_unit``, ``in_unit``, ``out_unit``,
+    ``mask``, ``use_bias``, ``kernel_init``, ``bias_init``, ``param_dtype``,
+    ``dtype`` and ``promote_dtype``.
+    """
+
+    def __post_init__(self) -> None:
+        _layer.unit_attributes(type(self).__name__, self.kernel_unit, self.in_unit, self.out_unit)
+        super().__post_init__()
 
     def _fn(self) -> str:
         """The module's name for error messages: its class and, when known, its path."""
@@ -274,43 +138,18 @@ class _UnitConvBase(Module):
         path = "/".join(scope.path) if scope is not None and scope.path else self.name
         return f"{type(self).__name__} {path!r}" if path else type(self).__name__
 
-    def _check_units(self) -> None:
-        """Check the unit attributes; with ``in_unit`` known, also ``out_unit``'s dimension."""
-        fn = self._fn()
-        kernel_unit = _check_unit_attr(fn, "kernel_unit", self.kernel_unit)
-        in_unit = _check_unit_attr(fn, "in_unit", self.in_unit)
-        if in_unit is not None:
-            _units.product_unit(fn, in_unit, kernel_unit, self.out_unit)
-        else:
-            _units.check_out_unit(fn, self.out_unit)
+    def _attributes(self, fn: str) -> _layer.Attributes:
+        return _layer.attributes(
+            fn,
+            kernel_size=self.kernel_size,
+            features=self.features,
+            strides=self.strides,
+            kernel_dilation=self.kernel_dilation,
+            feature_group_count=self.feature_group_count,
+        )
 
     def _flatten(self, fn: str, inputs: Any, n: int) -> tuple[Any, tuple[int, ...], int]:
-        """Bind the input's unit and flatten its batch dimensions into one, as flax does."""
-        self._check_units()
-        x = _bind_input(fn, inputs, self.in_unit)
-        shape = tuple(x.shape)
-        if len(shape) < n + 1:
-            dims = ", ".join(["spatial"] * n)
-            msg = (
-                f"{fn}: `inputs` must have shape (*batch, {dims}, features) for a kernel with {n} "
-                f"spatial dimension(s), got shape {shape}."
-            )
-            raise ValueError(msg)
-        num_batch = len(shape) - (n + 1)
-        batch_shape = shape[:num_batch]
-        if num_batch != 1:
-            x = x.reshape((int(np.prod(batch_shape, dtype=np.int64)), *shape[num_batch:]))
-        # Rejects an out_unit of the wrong dimension before any parameter is created.
-        _units.product_unit(fn, _unit_of(x), self.kernel_unit, self.out_unit)
-        return x, batch_shape, num_batch
-
-    def _kernel_unit(self) -> Unit:
-        """The kernel's unit; ``None`` means dimensionless."""
-        return Unit() if self.kernel_unit is None else self.kernel_unit
-
-    def _plain_output(self, inputs: Any, kernel: Any) -> bool:
-        """Whether the output is a plain array: plain input, dimensionless kernel, no out_unit."""
-        return not isinstance(inputs, Quantity) and self.out_unit is None and _unit_of(kernel) in (None, Unit())
+        return _layer.flatten_batch(fn, inputs, n, self.in_unit, self.kernel_unit, self.out_unit)
 
     def _params(self, fn: str, x: Any, kernel_shape: tuple[int, ...], features: int) -> tuple[Any, Any]:
         """Create (or fetch) the kernel and the bias, check their units, apply the mask."""
@@ -319,40 +158,34 @@ class _UnitConvBase(Module):
             if tuple(self.mask.shape) != kernel_shape:
                 msg = f"{fn}: `mask` must have the kernel's shape {kernel_shape}, got {tuple(self.mask.shape)}."
                 raise ValueError(msg)
-        kernel_unit = self._kernel_unit()
-        init = _param_init(fn, "kernel", self.kernel_init, kernel_unit)
+        kernel_unit = u.UNITLESS if self.kernel_unit is None else self.kernel_unit
+        init = _layer.param_init(fn, "kernel", self.kernel_init, kernel_unit)
         kernel = self.param("kernel", init, kernel_shape, self.param_dtype)
-        _check_param_dim(fn, "kernel", kernel, kernel_unit, "the layer's `kernel_unit`")
+        _layer.check_param(fn, "kernel", kernel, kernel_unit, "the layer's `kernel_unit`")
         if self.mask is not None:
-            kernel = _map_mantissa(kernel, lambda k: k * self.mask)
+            kernel = _units.map_mantissa(kernel, lambda k: k * self.mask)
         if not self.use_bias:
             return kernel, None
-        # The bias is in the unit of the result: out_unit, or unit(input) * unit(kernel).
-        result = _units.product_unit(fn, _unit_of(x), _unit_of(kernel), self.out_unit)
-        bias_unit = (result.out_unit or result.unit) if result.quantity else None
-        init = _param_init(fn, "bias", self.bias_init, bias_unit)
-        bias = self.param("bias", init, (features,), self.param_dtype)
-        if result.out_unit is not None:
-            why = "the layer's `out_unit`"
-        else:
-            why = f"unit(input) * unit(kernel) = {_show(_unit_of(x))} * {_show(_unit_of(kernel))}"
-        _check_param_dim(fn, "bias", bias, bias_unit, why)
+        bias_unit, why = _layer.bias_unit(fn, x, kernel, self.out_unit)
+        bias = self.param(
+            "bias", _layer.param_init(fn, "bias", self.bias_init, bias_unit), (features,), self.param_dtype
+        )
+        _layer.check_param(fn, "bias", bias, bias_unit, why)
         return kernel, bias
 
     def _promote(self, inputs: Any, x: Any, kernel: Any, bias: Any) -> tuple[Any, Any, Any]:
         """flax's dtype promotion (``promote_dtype``), applied to the mantissas.
 
-        For a plain output (see :meth:`_plain_output`) all three come back as
-        plain arrays, so that the convolution returns one.
+        For a plain output (:func:`unitconv._layer.plain_output`) all three
+        come back as plain arrays, so that the convolution returns one.
         """
-        if self._plain_output(inputs, kernel):
-            x, kernel, bias = (v.mantissa if isinstance(v, Quantity) else v for v in (x, kernel, bias))
         values = (x, kernel, bias)
-        mantissas = self.promote_dtype(
-            *(v.mantissa if isinstance(v, Quantity) else v for v in values), dtype=self.dtype
-        )
+        if _layer.plain_output(inputs, kernel, self.out_unit):
+            values = tuple(_units.mantissa_of(v) for v in values)
+        mantissas = self.promote_dtype(*(_units.mantissa_of(v) for v in values), dtype=self.dtype)
         return tuple(
-            None if v is None else _map_mantissa(v, lambda _, m=m: m) for v, m in zip(values, mantissas, strict=True)
+            None if v is None else _units.map_mantissa(v, lambda _, m=m: m)
+            for v, m in zip(values, mantissas, strict=True)
         )
 
     @staticmethod
@@ -360,9 +193,7 @@ class _UnitConvBase(Module):
         """Add the bias over the feature axis and restore the batch dimensions."""
         if bias is not None:
             y = _units.add(fn, y, bias.reshape((1,) * (y.ndim - 1) + (-1,)))
-        if num_batch != 1:
-            y = y.reshape(batch_shape + tuple(y.shape[1:]))
-        return y
+        return _layer.restore_batch(y, batch_shape, num_batch)
 
 
 class ConvTranspose(_UnitConvBase):
@@ -475,10 +306,6 @@ class ConvTranspose(_UnitConvBase):
     out_unit: Unit | None = None
     method: str = "auto"
 
-    def __post_init__(self) -> None:
-        self._check_units()
-        super().__post_init__()
-
     @compact
     def __call__(self, inputs: Any) -> Any:
         """Apply the transposed convolution.
@@ -497,47 +324,39 @@ class ConvTranspose(_UnitConvBase):
             input, a dimensionless kernel and no ``out_unit``.
         """
         fn = self._fn()
-        kernel_size = _checks.kernel_shape(fn, "kernel_size", self.kernel_size)
-        n = len(kernel_size)
-        features = _positive_int(fn, "features", self.features)
-        strides = _per_dim(fn, "strides", self.strides, n)
-        kernel_dilation = _per_dim(fn, "kernel_dilation", self.kernel_dilation, n)
-        padding = _padding(fn, self.padding, n, ("SAME", "VALID", "CIRCULAR"))
+        a = self._attributes(fn)
+        padding = _checks.layer_padding(fn, self.padding, a.n, _checks.TRANSPOSE_PADDING_STRINGS)
         transpose_kernel = _checks.bool_flag(fn, "transpose_kernel", self.transpose_kernel)
-        groups = _positive_int(fn, "feature_group_count", self.feature_group_count)
-        x, batch_shape, num_batch = self._flatten(fn, inputs, n)
-        in_features = x.shape[-1]
-        for what, size in (("the input's feature size", in_features), ("`features`", features)):
-            if size % groups:
-                msg = f"{fn}: {what} (={size}) must be divisible by `feature_group_count` (={groups})."
-                raise ValueError(msg)
+        x, batch_shape, num_batch = self._flatten(fn, inputs, a.n)
+        in_features, groups = x.shape[-1], a.feature_group_count
+        _checks.divisible(fn, f"the input's feature size (={in_features})", in_features, groups)
+        _checks.divisible(fn, f"`features` (={a.features})", a.features, groups)
         # With transpose_kernel the kernel is that of the forward grouped convolution being transposed.
-        io = (features // groups, in_features) if transpose_kernel else (in_features // groups, features)
-        dimension_numbers = _channels_last_dimension_numbers(n + 2)
+        io = (a.features // groups, in_features) if transpose_kernel else (in_features // groups, a.features)
+        dimension_numbers = _layout.channels_last(a.n + 2)
         # output_padding and output_shape are checked here, under the module's name, before any
         # parameter is drawn (conv_transpose would check them again, naming itself).
-        _transpose.plan_transpose_cached(
+        _layer.check_transpose(
             fn,
-            tuple(x.shape),
-            kernel_size + io,
-            strides,
-            padding,
-            kernel_dilation,
-            dimension_numbers,
-            transpose_kernel,
-            False,
-            self.output_padding,
-            self.output_shape,
-            groups,
+            x.shape,
+            a.kernel_size + io,
+            strides=a.strides,
+            padding=padding,
+            rhs_dilation=a.kernel_dilation,
+            dimension_numbers=dimension_numbers,
+            transpose_kernel=transpose_kernel,
+            output_padding=self.output_padding,
+            output_shape=self.output_shape,
+            feature_group_count=groups,
         )
-        kernel, bias = self._params(fn, x, kernel_size + io, features)
+        kernel, bias = self._params(fn, x, a.kernel_size + io, a.features)
         x, kernel, bias = self._promote(inputs, x, kernel, bias)
         y = conv_transpose(
             x,
             kernel,
-            strides,
+            a.strides,
             padding,
-            kernel_dilation,
+            a.kernel_dilation,
             dimension_numbers,
             transpose_kernel,
             self.precision,
@@ -626,10 +445,6 @@ class Conv(_UnitConvBase):
     in_unit: Unit | None = None
     out_unit: Unit | None = None
 
-    def __post_init__(self) -> None:
-        self._check_units()
-        super().__post_init__()
-
     @compact
     def __call__(self, inputs: Any) -> Any:
         """Apply the convolution.
@@ -648,39 +463,29 @@ class Conv(_UnitConvBase):
             input, a dimensionless kernel and no ``out_unit``.
         """
         fn = self._fn()
-        kernel_size = _checks.kernel_shape(fn, "kernel_size", self.kernel_size)
-        n = len(kernel_size)
-        features = _positive_int(fn, "features", self.features)
-        groups = _positive_int(fn, "feature_group_count", self.feature_group_count)
-        strides = _per_dim(fn, "strides", self.strides, n)
-        input_dilation = _per_dim(fn, "input_dilation", self.input_dilation, n)
-        kernel_dilation = _per_dim(fn, "kernel_dilation", self.kernel_dilation, n)
+        a = self._attributes(fn)
+        input_dilation = _checks.per_dim(fn, "input_dilation", self.input_dilation, a.n)
         forward = _checks.FORWARD_PADDING_STRINGS
-        padding = _padding(fn, self.padding, n, (*forward, *_PREPAD_MODES), any_case=forward)
-        if padding == "CAUSAL" and n != 1:
-            msg = f"{fn}: `padding`='CAUSAL' needs a 1-D kernel, got kernel_size {kernel_size}."
+        padding = _checks.layer_padding(fn, self.padding, a.n, (*forward, *_PREPAD_MODES), any_case=forward)
+        if padding == "CAUSAL" and a.n != 1:
+            msg = f"{fn}: `padding`='CAUSAL' needs a 1-D kernel, got kernel_size {a.kernel_size}."
             raise ValueError(msg)
-        x, batch_shape, num_batch = self._flatten(fn, inputs, n)
+        x, batch_shape, num_batch = self._flatten(fn, inputs, a.n)
         if padding in _PREPAD_MODES:
-            x = _prepad(x, padding, kernel_size, kernel_dilation)
+            x = _prepad(x, padding, a.kernel_size, a.kernel_dilation)
             padding = "VALID"
-        in_features = x.shape[-1]
-        if in_features % groups:
-            msg = (
-                f"{fn}: the input's feature size (={in_features}) must be divisible by "
-                f"`feature_group_count` (={groups})."
-            )
-            raise ValueError(msg)
-        kernel, bias = self._params(fn, x, (*kernel_size, in_features // groups, features), features)
+        in_features, groups = x.shape[-1], a.feature_group_count
+        _checks.divisible(fn, f"the input's feature size (={in_features})", in_features, groups)
+        kernel, bias = self._params(fn, x, (*a.kernel_size, in_features // groups, a.features), a.features)
         x, kernel, bias = self._promote(inputs, x, kernel, bias)
         y = conv_general_dilated(
             x,
             kernel,
-            strides,
+            a.strides,
             padding,
             input_dilation,
-            kernel_dilation,
-            _channels_last_dimension_numbers(n + 2),
+            a.kernel_dilation,
+            _layout.channels_last(a.n + 2),
             groups,
             1,
             self.precision,
@@ -697,7 +502,7 @@ def _prepad(x: Any, mode: str, kernel_size: tuple[int, ...], kernel_dilation: tu
     and 'REFLECT' each spatial dimension gets ``((K - 1) // 2, K // 2)`` with
     K the dilated kernel size; 'CAUSAL' (1-D) pads ``K - 1`` on the left only.
     """
-    dilated = [_checks.dilate(k, d) for k, d in zip(kernel_size, kernel_dilation, strict=True)]
+    dilated = [_geometry.dilate(k, d) for k, d in zip(kernel_size, kernel_dilation, strict=True)]
     if mode == "CAUSAL":
         spatial = [(dilated[0] - 1, 0)]
         jnp_mode = "constant"
@@ -705,4 +510,4 @@ def _prepad(x: Any, mode: str, kernel_size: tuple[int, ...], kernel_dilation: tu
         spatial = [((k - 1) // 2, k // 2) for k in dilated]
         jnp_mode = "wrap" if mode == "CIRCULAR" else "reflect"
     pads = [(0, 0), *spatial, (0, 0)]
-    return _map_mantissa(x, lambda m: jnp.pad(m, pads, mode=jnp_mode))
+    return _units.map_mantissa(x, lambda m: jnp.pad(m, pads, mode=jnp_mode))

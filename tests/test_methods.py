@@ -1,4 +1,4 @@
-"""The fast methods of unitconv._fast and conv_transpose(method=...).
+"""The methods of unitconv._methods (and their derivative rule), through conv_transpose(method=...).
 
 Oracles: jax.lax.conv_general_dilated with ``lhs_dilation`` (and its
 derivatives by JAX's own rules) and jax.lax.conv_transpose on the mantissas.
@@ -18,31 +18,19 @@ from jax import lax
 from jax.test_util import check_grads
 
 import unitconv
-from tests._oracles import randn
-from unitconv import _fast
+from tests.oracles import TOL, lhs_dilated_reference, randn
 
 METHODS = ("lax", "phase", "subpixel", "matmul", "col2im")
 DN = {1: ("NHC", "HIO", "NHC"), 2: ("NHWC", "HWIO", "NHWC"), 3: ("NDHWC", "DHWIO", "NDHWC")}
-TOL = {
-    jnp.float16: 2e-2,
-    jnp.bfloat16: 3e-2,
-    jnp.float32: 1e-5,
-    jnp.float64: 1e-12,
-    jnp.complex64: 1e-5,
-}
 
 
-def reference(lhs, rhs, strides, pads, rhs_dilation, dn, groups=1, preferred_element_type=None):
-    return lax.conv_general_dilated(
-        lhs,
-        rhs,
-        (1,) * len(strides),
-        pads,
-        lhs_dilation=strides,
-        rhs_dilation=rhs_dilation,
-        dimension_numbers=dn,
-        feature_group_count=groups,
-        preferred_element_type=preferred_element_type,
+reference = lhs_dilated_reference
+
+
+def lhs_dilated_conv(lhs, rhs, strides, pads, dil, dn, groups=1, precision=None, pet=None, *, method):
+    """The lhs-dilated convolution every method computes, as conv_transpose expresses it (explicit pads)."""
+    return unitconv.conv_transpose(
+        lhs, rhs, strides, pads, dil, dn, False, precision, pet, feature_group_count=groups, method=method
     )
 
 
@@ -95,7 +83,7 @@ def test_every_method_equals_lax(rng, n, spatial, k, strides, pads, dil, groups,
     lhs, rhs = operands(rng, n, spatial, 4, 8, k, groups, dn)
     want = reference(lhs, rhs, strides, pads, dil, dn, groups)
     for method in ("xla", *METHODS):
-        got = _fast.lhs_dilated_conv(lhs, rhs, strides, pads, dil, dn, groups, method=method)
+        got = lhs_dilated_conv(lhs, rhs, strides, pads, dil, dn, groups, method=method)
         if method in ("xla", "lax"):
             np.testing.assert_array_equal(got, want)  # the same computation, bitwise
         else:
@@ -110,7 +98,7 @@ def test_gradients_equal_lax(rng, method, case):
     lhs, rhs = operands(rng, n, spatial, 4, 8, k, groups, dn)
 
     def ours(a, b):
-        return _fast.lhs_dilated_conv(a, b, strides, pads, dil, dn, groups, method=method)
+        return lhs_dilated_conv(a, b, strides, pads, dil, dn, groups, method=method)
 
     def theirs(a, b):
         return reference(a, b, strides, pads, dil, dn, groups)
@@ -138,7 +126,7 @@ def test_second_derivatives_vmap_and_check_grads(method):
         lhs, rhs = operands(rng, n, spatial, 2, 3, k, groups, DN[n], jnp.float64)
 
         def ours(a, b):
-            return _fast.lhs_dilated_conv(a, b, strides, pads, dil, DN[n], groups, method=method)
+            return lhs_dilated_conv(a, b, strides, pads, dil, DN[n], groups, method=method)
 
         def theirs(a, b):
             return reference(a, b, strides, pads, dil, DN[n], groups)
@@ -173,10 +161,10 @@ def test_dtypes(dtype):
         lhs, rhs = lhs.astype(dtype), rhs.astype(dtype)
         want = reference(lhs, rhs, strides, pads, dil, dn, groups)
         for method in METHODS:
-            got = _fast.lhs_dilated_conv(lhs, rhs, strides, pads, dil, dn, groups, method=method)
+            got = lhs_dilated_conv(lhs, rhs, strides, pads, dil, dn, groups, method=method)
             assert_close(got, want, TOL[dtype])
         grads = jax.grad(
-            lambda b: jnp.sum(jnp.abs(_fast.lhs_dilated_conv(lhs, b, strides, pads, dil, dn, groups, method="phase")))
+            lambda b: jnp.sum(jnp.abs(lhs_dilated_conv(lhs, b, strides, pads, dil, dn, groups, method="phase")))
         )(rhs)
         grads_ref = jax.grad(lambda b: jnp.sum(jnp.abs(reference(lhs, b, strides, pads, dil, dn, groups))))(rhs)
         assert_close(grads, grads_ref, 4 * TOL[dtype])
@@ -188,12 +176,12 @@ def test_preferred_element_type_and_integers_fall_back_to_lax():
     lhs, rhs = operands(rng, n, spatial, 4, 8, k, groups, DN[n])
     half_l, half_r = lhs.astype(jnp.bfloat16), rhs.astype(jnp.bfloat16)
     want = reference(half_l, half_r, strides, pads, dil, DN[n], groups, jnp.float32)
-    got = _fast.lhs_dilated_conv(half_l, half_r, strides, pads, dil, DN[n], groups, None, jnp.float32, method="phase")
+    got = lhs_dilated_conv(half_l, half_r, strides, pads, dil, DN[n], groups, None, jnp.float32, method="phase")
     assert_close(got, want, 1e-5)
     ints_l, ints_r = (lhs * 4).astype(jnp.int8), (rhs * 4).astype(jnp.int8)
     want = reference(ints_l, ints_r, strides, pads, dil, DN[n], groups, jnp.int32)
     for method in ("auto", *METHODS):
-        got = _fast.lhs_dilated_conv(ints_l, ints_r, strides, pads, dil, DN[n], groups, None, jnp.int32, method=method)
+        got = lhs_dilated_conv(ints_l, ints_r, strides, pads, dil, DN[n], groups, None, jnp.int32, method=method)
         np.testing.assert_array_equal(got, want)
         assert got.dtype == jnp.int32
 
@@ -201,7 +189,7 @@ def test_preferred_element_type_and_integers_fall_back_to_lax():
 def test_empty_operands_fall_back_to_lax():
     lhs, rhs = jnp.zeros((0, 5, 3)), jnp.ones((3, 3, 2))
     want = reference(lhs, rhs, (2,), [(1, 1)], (1,), DN[1])
-    got = _fast.lhs_dilated_conv(lhs, rhs, (2,), [(1, 1)], (1,), DN[1], method="phase")
+    got = lhs_dilated_conv(lhs, rhs, (2,), [(1, 1)], (1,), DN[1], method="phase")
     assert got.shape == want.shape == (0, 9, 2)
 
 
@@ -301,53 +289,23 @@ def test_method_is_checked_up_front():
         unitconv.conv_transpose(x, w, (2,), "SAME", method="fast")
     with pytest.raises(TypeError, match=r"conv_transpose: `method` must be one of .* got None"):
         unitconv.conv_transpose(x, w, (2,), "SAME", method=None)
-    with pytest.raises(ValueError, match=r"lhs_dilated_conv: `method` must be one of"):
-        _fast.lhs_dilated_conv(x, w, (2,), [(1, 1)], (1,), DN[1], method="LAX")
-
-
-def _config(k, s, pads, c=8, n_spatial=2, o=4):
-    shape = (2, *(8,) * n_spatial, c)
-    return _fast.make_config(
-        shape,
-        (*(k,) * n_spatial, c, o),
-        (s,) * n_spatial,
-        [pads] * n_spatial,
-        (1,) * n_spatial,
-        DN[n_spatial],
-        1,
-        None,
-        None,
-        "auto",
-    )
-
-
-def test_auto_rule():
-    f32 = jnp.float32
-    # Elsewhere than on CPU, 'auto' is jax.lax unchanged.
-    assert _fast.choose_method(_config(4, 2, (2, 2)), f32, "gpu") == "xla"
-    assert _fast.choose_method(_config(4, 2, (2, 2)), f32, "tpu") == "xla"
-    # Stride 1: nothing to decompose.
-    assert _fast.choose_method(_config(3, 1, (1, 1)), f32, "cpu") == "lax"
-    # XLA's CPU convolutions are fast for float32/float16 only.
-    assert _fast.choose_method(_config(4, 2, (2, 2), c=64), jnp.float64, "cpu") == "matmul"
-    assert _fast.choose_method(_config(4, 2, (2, 2), c=64, o=64), f32, "cpu") == "phase"
-    # 3-D, or one tap per phase: matrix products.
-    assert _fast.choose_method(_config(4, 2, (2, 2), n_spatial=3), f32, "cpu") == "matmul"
-    assert _fast.choose_method(_config(2, 2, (1, 1)), f32, "cpu") == "matmul"
-    # Few output channels per phase convolution (here 4 shapes x 1 phase x 16): one sub-pixel convolution.
-    assert _fast.choose_method(_config(5, 2, (4, 4), o=16), f32, "cpu") == "subpixel"
-    assert _fast.choose_method(_config(5, 2, (4, 4), o=64), f32, "cpu") == "phase"
-    # Many input channels and a small 2-D kernel: XLA's own kernel.
-    assert _fast.choose_method(_config(3, 2, (2, 1), c=128, o=64), f32, "cpu") == "lax"
-    assert _fast.choose_method(_config(4, 2, (2, 2), c=128, o=64), f32, "cpu") == "phase"
+    with pytest.raises(ValueError, match=r"conv_transpose: `method` must be one of"):
+        lhs_dilated_conv(x, w, (2,), [(1, 1)], (1,), DN[1], method="LAX")
+    with pytest.raises(
+        ValueError, match=r"conv_general_dilated: `method` must be one of 'auto', 'xla', 'lax', got 'phase'"
+    ):
+        unitconv.conv_general_dilated(jnp.ones((1, 1, 3)), jnp.ones((1, 1, 2)), (1,), "SAME", method="phase")
 
 
 def test_eager_calls_reuse_one_compiled_computation(rng):
     lhs, rhs = randn(rng, (1, 8, 1)), randn(rng, (3, 1, 1))
+    from unitconv import _plan
+
     unitconv.conv_transpose(lhs * u.mV, rhs, (2,), "SAME")
-    before = _fast._jitted_call.cache_info()
+    before = len(_plan._PLANS)
     for _ in range(3):
         unitconv.conv_transpose(lhs * u.mV, rhs, (2,), "SAME")
-    after = _fast._jitted_call.cache_info()
-    assert after.hits == before.hits + 3
-    assert after.misses == before.misses
+    assert len(_plan._PLANS) == before  # no new plan
+    plan = next(reversed(_plan._PLANS.table.values()))  # the plan these calls used
+    assert plan.lhs_shape == lhs.shape
+    assert plan.executable._cache_size() == 1  # compiled once

@@ -1,0 +1,103 @@
+"""What method='auto' picks: the cost model, its calibration constants, and backend detection.
+
+The choice is static and deterministic (the same shapes always get the same
+method, so results never depend on timing noise). Forward convolutions
+resolve to ``'lax'`` (bitwise jax.lax; the fast forward methods will add
+their rules here). Transposed convolutions follow :func:`choose_transpose`.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+import jax
+import jax.numpy as jnp
+
+from unitconv._methods.polyphase import phase_combos, phase_groups
+
+#: Below this many output channels per stride-1 convolution (on average over
+#: the sub-kernel shapes), one combined sub-pixel convolution beats one per shape.
+SMALL_CHANNELS = 48
+
+#: From this many input channels per group, XLA's own 2-D CPU kernel is
+#: competitive for kernels of at most 9 taps.
+MANY_CHANNELS = 128
+
+
+def _is_tracer(x: Any) -> bool:
+    return isinstance(x, jax.core.Tracer)
+
+
+def backend_of(*xs: Any) -> str:
+    """The platform of the first concrete array among ``xs`` (else the default backend)."""
+    for x in xs:
+        devices = getattr(x, "devices", None)
+        if callable(devices) and not _is_tracer(x):
+            try:
+                return next(iter(devices())).platform
+            except (StopIteration, RuntimeError):  # pragma: no cover - deleted or unusual arrays
+                break
+    return jax.default_backend()
+
+
+def choose(plan: Any, dtypes: Any, backend: str | None) -> str:
+    """The method 'auto' resolves to for ``plan`` (operand dtypes ``dtypes``) on ``backend``."""
+    if plan.op == "forward":
+        return "lax"
+    dtype = dtypes[0] if dtypes is not None else jnp.float32
+    return choose_transpose(plan, dtype, backend or jax.default_backend())
+
+
+def choose_transpose(plan: Any, dtype: Any, backend: str) -> str:
+    """The method ``'auto'`` resolves to for a transposed convolution: a static cost model, in rules.
+
+    Calibrated on this project's benchmark suite on a 2-core x86 CPU:
+
+    1. Backends other than CPU: ``'xla'`` (jax.lax unchanged), since no
+       other method has been measured faster there.
+    1b. More than one device on the backend (a mesh, e.g. simulated CPU
+       devices): ``'lax'``. Its forward pass is jax.lax's convolution, so
+       XLA's sharding propagation keeps the output sharding of sharded
+       operands (the reshapes of the decompositions can lose it).
+    2. Stride 1 in every dimension: ``'lax'`` (nothing to decompose; fast
+       kernel gradient).
+    3. Dtypes other than float32/float16: ``'matmul'``. XLA's CPU
+       convolutions have fast kernels for those two only; float64,
+       bfloat16 and complex run as plain loops (float64 measured 12x
+       slower than matrix products).
+    4. Three spatial dimensions: ``'matmul'`` (XLA's CPU 3-D convolutions
+       are slower than the equivalent matrix products).
+    5. Kernel no larger than the stride (one tap per phase): ``'matmul'``,
+       a single matrix product of the input with all phases' taps.
+    6. 2-D with many input channels per group (at least
+       :data:`MANY_CHANNELS`) and a small kernel (at most 9 taps): ``'lax'``.
+       XLA's own CPU kernel for this convolution is a matrix product over
+       the input channels, efficient there (suite configuration 3, K=3,
+       128 channels, was faster through it in both passes).
+    7. Few output channels per phase convolution (fewer than
+       :data:`SMALL_CHANNELS` on average over the sub-kernel shapes):
+       ``'subpixel'``, one convolution with all phases as channels.
+    8. Otherwise ``'phase'`` (one convolution per sub-kernel shape; when
+       the stride divides the kernel size that is the sub-pixel
+       convolution, without zero taps).
+    """
+    if backend != "cpu":
+        return "xla"
+    if len(jax.devices(backend)) > 1:
+        return "lax"
+    n = plan.n
+    if all(st == 1 for st in plan.lhs_dilation):
+        return "lax"
+    if jnp.dtype(dtype) not in (jnp.dtype(jnp.float32), jnp.dtype(jnp.float16)):
+        return "matmul"
+    if n == 3 or all(dm.max_taps <= 1 for dm in plan.phases):
+        return "matmul"
+    g = plan.feature_group_count
+    if n == 2 and plan.conv_lhs[-1] // g >= MANY_CHANNELS and math.prod(plan.conv_rhs[:n]) <= 9:
+        return "lax"
+    groups = phase_groups(plan, single=False)
+    per_conv = len(phase_combos(plan.phases)) * plan.conv_rhs[-1] / g / len(groups)
+    if per_conv < SMALL_CHANNELS:
+        return "subpixel"
+    return "phase"

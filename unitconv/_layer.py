@@ -1,0 +1,182 @@
+"""The layer core shared by every layer front-end: attributes, the unit rules of layers, parameters in units.
+
+A front-end (``linen.py``, ``_cntk.py``; later flax.nnx and brainstate) is
+framework glue on these functions:
+
+* :func:`attributes` canonicalises the attributes every convolution layer
+  has (kernel size, features, strides, dilation, groups) under the layer's
+  name, into a :class:`Attributes`.
+* :func:`unit_attributes` checks ``kernel_unit``, ``in_unit`` and
+  ``out_unit`` (and, with ``in_unit`` known, ``out_unit``'s dimension) when
+  the layer is constructed.
+* :func:`flatten_batch` binds the input to ``in_unit`` and flattens its
+  leading batch axes into one; :func:`restore_batch` undoes that.
+* :func:`param_init`, :func:`check_param` and :func:`bias_unit` are the unit
+  rules of parameters: the kernel in ``kernel_unit``, the bias in the unit of
+  the output (``out_unit``, else ``unit(input) * unit(kernel)``).
+* :func:`plain_output` is the plain-array rule: a plain input to a
+  dimensionless layer without ``out_unit`` gives a plain output.
+* :func:`check_transpose` validates a transposed layer's geometry
+  (``output_padding``, ``output_shape``) under the layer's name before any
+  parameter is drawn.
+
+Every message starts with ``fn``, the layer's name as the front-end writes
+it (e.g. ``"ConvTranspose 'decoder/up1'"``).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from unitconv import _checks, _plan, _units
+
+Unit = _units.Unit
+
+
+@dataclass(frozen=True)
+class Attributes:
+    """The canonical spatial attributes of a convolution layer."""
+
+    kernel_size: tuple[int, ...]
+    features: int
+    strides: tuple[int, ...]
+    kernel_dilation: tuple[int, ...]
+    feature_group_count: int
+
+    @property
+    def n(self) -> int:
+        """Number of spatial dimensions."""
+        return len(self.kernel_size)
+
+
+def attributes(
+    fn: str, *, kernel_size: Any, features: Any, strides: Any, kernel_dilation: Any, feature_group_count: Any
+) -> Attributes:
+    """Canonicalise a layer's kernel size, features, strides, kernel dilation and group count.
+
+    ``kernel_size`` is an int (1-D) or a sequence; ``strides`` and
+    ``kernel_dilation`` are ``None`` (ones), an int for every dimension, or
+    one per dimension, as in flax.
+    """
+    ks = _checks.kernel_shape(fn, "kernel_size", kernel_size)
+    n = len(ks)
+    return Attributes(
+        kernel_size=ks,
+        features=_checks.positive_int(fn, "features", features),
+        strides=_checks.per_dim(fn, "strides", strides, n),
+        kernel_dilation=_checks.per_dim(fn, "kernel_dilation", kernel_dilation, n),
+        feature_group_count=_checks.positive_int(fn, "feature_group_count", feature_group_count),
+    )
+
+
+def unit_attributes(fn: str, kernel_unit: Any, in_unit: Any, out_unit: Any) -> None:
+    """Check the unit attributes; with ``in_unit`` known, also ``out_unit``'s dimension."""
+    kernel_unit = _units.check_unit(fn, "kernel_unit", kernel_unit)
+    in_unit = _units.check_unit(fn, "in_unit", in_unit)
+    if in_unit is not None:
+        _units.product_unit(fn, in_unit, kernel_unit, out_unit)
+    else:
+        _units.check_unit(fn, "out_unit", out_unit, example="pA")
+
+
+def flatten_batch(
+    fn: str, inputs: Any, n: int, in_unit: Unit | None, kernel_unit: Unit | None, out_unit: Unit | None
+) -> tuple[Any, tuple[int, ...], int]:
+    """Bind a channels-last input to ``in_unit`` and flatten its batch axes into one, as flax does.
+
+    Returns ``(x, batch_shape, num_batch)``; ``x`` has shape ``(N, *spatial,
+    features)``. An ``out_unit`` of the wrong dimension is rejected here,
+    before any parameter is created.
+    """
+    unit_attributes(fn, kernel_unit, in_unit, out_unit)
+    x = _units.bind(fn, inputs, in_unit)
+    shape = tuple(x.shape)
+    if len(shape) < n + 1:
+        dims = ", ".join(["spatial"] * n)
+        msg = (
+            f"{fn}: `inputs` must have shape (*batch, {dims}, features) for a kernel with {n} "
+            f"spatial dimension(s), got shape {shape}."
+        )
+        raise ValueError(msg)
+    num_batch = len(shape) - (n + 1)
+    batch_shape = shape[:num_batch]
+    if num_batch != 1:
+        x = x.reshape((int(np.prod(batch_shape, dtype=np.int64)), *shape[num_batch:]))
+    _units.product_unit(fn, _units.split(fn, "inputs", x)[1], kernel_unit, out_unit)
+    return x, batch_shape, num_batch
+
+
+def restore_batch(y: Any, batch_shape: tuple[int, ...], num_batch: int) -> Any:
+    """Undo :func:`flatten_batch` on the output."""
+    return y if num_batch == 1 else y.reshape(batch_shape + tuple(y.shape[1:]))
+
+
+def plain_output(inputs: Any, kernel: Any, out_unit: Unit | None) -> bool:
+    """Whether the output is a plain array: plain input, dimensionless kernel, no ``out_unit``."""
+    kernel_unit = kernel.unit if isinstance(kernel, _units.Quantity) else None
+    return not isinstance(inputs, _units.Quantity) and out_unit is None and kernel_unit in (None, _units.UNITLESS)
+
+
+def param_init(fn: str, name: str, init: Callable[..., Any], unit: Unit | None) -> Callable[..., Any]:
+    """Wrap an initialiser so that it returns a parameter in ``unit``.
+
+    The initialiser draws the mantissa. If it returns a Quantity itself, that
+    Quantity must have ``unit``'s dimension and is converted to ``unit``.
+    """
+    template = f"`{name}_init` returned a value in {{got}}, but the {name} must be in {{want}}."
+
+    def init_fn(key: Any, shape: tuple[int, ...], dtype: Any) -> Any:
+        return _units.convert(fn, init(key, shape, dtype), unit, template)
+
+    return init_fn
+
+
+def check_param(fn: str, name: str, value: Any, unit: Unit | None, why: str) -> None:
+    """A stored parameter (from init, a checkpoint or an optimiser) must have ``unit``'s dimension."""
+    _units.check_dimension(fn, value, unit, f"the '{name}' parameter is in {{got}}, but {why} is {{want}}.")
+
+
+def bias_unit(fn: str, x: Any, kernel: Any, out_unit: Unit | None) -> tuple[Unit | None, str]:
+    """The bias's unit (``None``: plain) and how to name where it comes from in messages."""
+    x_unit = x.unit if isinstance(x, _units.Quantity) else None
+    k_unit = kernel.unit if isinstance(kernel, _units.Quantity) else None
+    result = _units.product_unit(fn, x_unit, k_unit, out_unit)
+    if result.out_unit is not None:
+        return result.final, "the layer's `out_unit`"
+    why = f"unit(input) * unit(kernel) = {_units.describe(x_unit)} * {_units.describe(k_unit)}"
+    return result.final, why
+
+
+def check_transpose(
+    fn: str,
+    lhs_shape: Sequence[int],
+    rhs_shape: Sequence[int],
+    *,
+    strides: Any,
+    padding: Any,
+    dimension_numbers: Any,
+    transpose_kernel: bool,
+    rhs_dilation: Any = None,
+    output_padding: Any = None,
+    output_shape: Any = None,
+    feature_group_count: Any = 1,
+) -> _plan.Plan:
+    """A transposed layer's geometry, validated under ``fn`` (computes nothing); its plan."""
+    return _plan.cached(
+        _plan.transpose,
+        fn=fn,
+        lhs_shape=tuple(lhs_shape),
+        rhs_shape=tuple(rhs_shape),
+        strides=strides,
+        padding=padding,
+        rhs_dilation=rhs_dilation,
+        dimension_numbers=dimension_numbers,
+        transpose_kernel=transpose_kernel,
+        output_padding=output_padding,
+        output_shape=output_shape,
+        feature_group_count=feature_group_count,
+    )

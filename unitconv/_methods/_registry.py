@@ -1,0 +1,101 @@
+"""The method registry: each way of computing a convolution, the operations it serves, and how it is called."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from unitconv import _layout
+
+#: The operations a method can serve: ``conv_transpose`` and the forward convolutions.
+OPS = ("transpose", "forward")
+
+
+def _always(plan: Any, dtypes: Any) -> bool:
+    return True
+
+
+def _never(plan: Any) -> bool:
+    return False
+
+
+@dataclass(frozen=True)
+class Method:
+    """One way of computing a convolution.
+
+    Attributes
+    ----------
+    name : str
+        The value of ``method=`` that selects it.
+    ops : frozenset of str
+        The operations it serves (a subset of :data:`OPS`).
+    compute : callable
+        ``compute(plan, lhs, rhs) -> out``, the primal computation. With
+        ``canonical`` the operands arrive in the canonical layout (``lhs (N,
+        *spatial, C)``, ``rhs (*spatial, I, O)``; for a transposed convolution
+        already wrapped and with the kernel prepared, see
+        :func:`unitconv._methods.execute`) and the result is ``(N,
+        *spatial, O)``; otherwise they arrive in the plan's own layout.
+    canonical : bool
+        Whether ``compute`` works in the canonical layout.
+    rule_ops : frozenset of str
+        The operations for which the method is differentiated by unitconv's
+        rule (:mod:`unitconv._derivative`); for the others JAX differentiates
+        ``compute`` itself.
+    kernel_tangent : str
+        The method whose computation is the kernel tangent of the rule (it
+        must be written with matrix products, so that it transposes to them).
+    applies : callable
+        ``applies(plan, dtypes) -> bool``: whether the method can compute this
+        plan; when it cannot, the call falls back to ``'xla'``.
+    takes_raw : callable
+        ``takes_raw(plan) -> bool``: whether ``compute`` takes the operands as
+        the user gave them (no wrapping, no kernel preparation), e.g. to call
+        jax.lax's own function.
+    """
+
+    name: str
+    ops: frozenset[str]
+    compute: Callable[..., Any]
+    canonical: bool = True
+    rule_ops: frozenset[str] = field(default_factory=frozenset)
+    kernel_tangent: str = "matmul"
+    applies: Callable[[Any, Any], bool] = _always
+    takes_raw: Callable[[Any], bool] = _never
+
+
+_REGISTRY: dict[str, Method] = {}
+
+
+def register(method: Method) -> Method:
+    """Add ``method`` to the registry (its name must be new); returns it."""
+    if method.name in _REGISTRY or method.name == "auto":
+        msg = f"register: a method named {method.name!r} is already registered."
+        raise ValueError(msg)
+    if not method.ops or not method.ops <= set(OPS):
+        msg = f"register: `ops` of {method.name!r} must be a non-empty subset of {OPS}, got {set(method.ops)}."
+        raise ValueError(msg)
+    _REGISTRY[method.name] = method
+    return method
+
+
+def get(name: str) -> Method:
+    """The registered method ``name``."""
+    return _REGISTRY[name]
+
+
+def names(op: str) -> tuple[str, ...]:
+    """Every value ``method=`` accepts for ``op``: ``'auto'`` first, then by registration order."""
+    return ("auto", *(m.name for m in _REGISTRY.values() if op in m.ops))
+
+
+def primal(plan: Any, lhs: Any, rhs: Any, name: str | None = None) -> Any:
+    """Method ``name`` (default: the plan's) on operands in the plan's layout; result in its output layout."""
+    method = get(name or plan.method)
+    if not method.canonical:
+        return method.compute(plan, lhs, rhs)
+    dn = plan.dn
+    lhs_c = _layout.permute(lhs, _layout.lhs_perm(dn))
+    rhs_c = _layout.permute(rhs, _layout.rhs_perm(dn))
+    return _layout.permute(method.compute(plan, lhs_c, rhs_c), _layout.out_perm(dn))

@@ -14,7 +14,7 @@ def test_attributes_broadcast_as_flax_does():
         "Conv", kernel_size=(3, 3), features=4, strides=2, kernel_dilation=None, feature_group_count=1
     )
     assert (a.n, a.strides, a.kernel_dilation, a.features) == (2, (2, 2), (1, 1), 4)
-    with pytest.raises(ValueError, match=r"^Conv: `features` must be a positive integer, got 0\."):
+    with pytest.raises(ValueError, match=r"^Conv: `features` \(=0\) must be a positive integer\."):
         _layer.attributes("Conv", kernel_size=3, features=0, strides=1, kernel_dilation=1, feature_group_count=1)
 
 

@@ -1,4 +1,6 @@
-"""Every argument canonicaliser: int sequences, padding in all its forms, groups, output size, method, dtypes.
+"""Every argument canonicaliser: int sequences, padding in all its forms, groups, output size, method.
+
+Operands, dtypes and precision are checked in ``_operands``.
 
 Every public function runs its arguments through the helpers here *before*
 anything is traced or computed, so that a mistake surfaces as a clear Python
@@ -44,11 +46,22 @@ def describe_value(value: Any) -> str:
     return f"{value!r} ({type(value).__name__})"
 
 
+def label(name: str) -> str:
+    """``name`` in backticks with any index outside them: ``padding[0][1]`` -> ```padding`[0][1]``."""
+    base, bracket, rest = name.partition("[")
+    return f"`{base}`{bracket}{rest}"
+
+
+def entries(n: int, noun: str = "entry", nouns: str = "entries") -> str:
+    """``1 entry``, ``2 entries`` (or another noun): never "1 entries"."""
+    return f"{n} {noun if n == 1 else nouns}"
+
+
 def reject_quantity(fn: str, name: str, value: Any) -> None:
     """Raise if a unit-carrying value is given where a plain number is expected."""
     if isinstance(value, u.Quantity | u.Unit):
         msg = (
-            f"{fn}: `{name}` must be plain integers, without units; got {describe_value(value)}. "
+            f"{fn}: {label(name)} must be plain integers, without units; got {describe_value(value)}. "
             "Strides, padding and dilation count array elements, so they carry no unit."
         )
         raise TypeError(msg)
@@ -61,25 +74,13 @@ def as_int(fn: str, name: str, value: Any) -> int:
     """``value`` as a Python int; bools, floats and Quantities are rejected."""
     reject_quantity(fn, name, value)
     if isinstance(value, bool | np.bool_):
-        msg = f"{fn}: `{name}` must be an integer, got {describe_value(value)}."
+        msg = f"{fn}: {label(name)} (={value!r}) must be an integer, not a bool."
         raise TypeError(msg)
     try:
         return operator.index(value)
     except TypeError:
-        msg = f"{fn}: `{name}` must be an integer, got {describe_value(value)}."
+        msg = f"{fn}: {label(name)} (={value!r}) must be an integer, got {type(value).__name__}."
         raise TypeError(msg) from None
-
-
-def shape_of(fn: str, name: str, x: Any) -> tuple[int, ...]:
-    """The shape of an operand, rejecting values that are not arrays."""
-    shape = getattr(x, "shape", None)
-    if shape is None or not hasattr(x, "dtype"):
-        msg = (
-            f"{fn}: `{name}` must be an array or a saiunit Quantity, got "
-            f"{type(x).__name__}. Wrap lists with jnp.asarray first."
-        )
-        raise TypeError(msg)
-    return tuple(shape)
 
 
 def check_ranks(fn: str, lhs_shape: Sequence[int], rhs_shape: Sequence[int]) -> int:
@@ -103,7 +104,7 @@ def positive_int(fn: str, name: str, value: Any) -> int:
     """A single positive int (a layer's ``features``, a group count)."""
     v = as_int(fn, name, value)
     if v < 1:
-        msg = f"{fn}: `{name}` must be a positive integer, got {v}."
+        msg = f"{fn}: {label(name)} (={v}) must be a positive integer."
         raise ValueError(msg)
     return v
 
@@ -115,13 +116,18 @@ def int_entries(fn: str, name: str, values: Sequence[Any], minimum: int | None =
         word = "positive" if minimum == 1 else "non-negative"
         for i, v in enumerate(out):
             if v < minimum:
-                msg = f"{fn}: `{name}`[{i}] must be a {word} integer, got {v}."
+                msg = f"{fn}: `{name}`[{i}] (={v}) must be a {word} integer."
                 raise ValueError(msg)
     return out
 
 
 def _is_sequence(value: Any) -> bool:
     return isinstance(value, Sequence | np.ndarray) and not isinstance(value, str)
+
+
+def seq_len(value: Any) -> int:
+    """``len(value)`` for a sequence, else 0."""
+    return len(value) if _is_sequence(value) else 0
 
 
 def positive_ints(fn: str, name: str, value: Any, n: int, *, allow_none: bool = True) -> tuple[int, ...]:
@@ -135,11 +141,12 @@ def positive_ints(fn: str, name: str, value: Any, n: int, *, allow_none: bool = 
         return (1,) * n
     reject_quantity(fn, name, value)
     if not _is_sequence(value):
-        msg = f"{fn}: `{name}` must be a sequence of {n} positive integers, got {describe_value(value)}."
+        ints = entries(n, "positive integer", "positive integers")
+        msg = f"{fn}: `{name}` must be a sequence of {ints}, got {describe_value(value)}."
         raise TypeError(msg)
     values = tuple(value)
     if len(values) != n:
-        msg = f"{fn}: `{name}` must have {n} entries (one per spatial dimension), got {values!r} with {len(values)}."
+        msg = f"{fn}: `{name}` (={values!r}) must have {entries(n)} (one per spatial dimension), got {len(values)}."
         raise ValueError(msg)
     out = int_entries(fn, name, values, minimum=1)
     for i, v in enumerate(out):
@@ -164,7 +171,7 @@ def bools_per_dim(fn: str, name: str, value: Any, n: int) -> tuple[bool, ...]:
         return (bool_flag(fn, name, value),) * n
     values = tuple(value)
     if len(values) != n:
-        msg = f"{fn}: `{name}` must be a bool or have {n} entries (one per spatial axis), got {value!r}."
+        msg = f"{fn}: `{name}` (={value!r}) must be a bool or have {entries(n)} (one per spatial axis)."
         raise ValueError(msg)
     return tuple(bool_flag(fn, f"{name}[{i}]", v) for i, v in enumerate(values))
 
@@ -209,7 +216,7 @@ def padding_pairs(fn: str, padding: Any, n: int) -> tuple[tuple[int, int], ...]:
     out = []
     for i, pair in enumerate(pads):
         if isinstance(pair, str) or not isinstance(pair, Sequence | np.ndarray) or len(pair) != 2:
-            msg = f"{fn}: `padding`[{i}] must be a (low, high) pair of integers, got {pair!r}."
+            msg = f"{fn}: `padding`[{i}] (={pair!r}) must be a (low, high) pair of integers."
             raise TypeError(msg)
         lo = as_int(fn, f"padding[{i}][0]", pair[0])
         hi = as_int(fn, f"padding[{i}][1]", pair[1])
@@ -291,14 +298,15 @@ def output_padding(fn: str, value: Any, n: int) -> tuple[int, ...] | None:
         values = tuple(value)
         if len(values) != n:
             msg = (
-                f"{fn}: `output_padding` must be an integer or have {n} entries (one per spatial "
-                f"dimension), got {values!r} with {len(values)}."
+                f"{fn}: `output_padding` (={values!r}) must be an integer or have {entries(n)} "
+                f"(one per spatial dimension), got {len(values)}."
             )
             raise ValueError(msg)
         return int_entries(fn, "output_padding", values)
     if _is_int(value):
         return (int(value),) * n
-    msg = f"{fn}: `output_padding` must be None, an integer or a sequence of {n} integers, got {value!r}."
+    ints = entries(n, "integer", "integers")
+    msg = f"{fn}: `output_padding` must be None, an integer or a sequence of {ints}, got {value!r}."
     raise TypeError(msg)
 
 
@@ -309,15 +317,15 @@ def output_shape(fn: str, value: Any, n: int) -> tuple[int, ...] | None:
     reject_quantity(fn, "output_shape", value)
     if not _is_sequence(value) or (isinstance(value, np.ndarray) and value.ndim != 1):
         msg = (
-            f"{fn}: `output_shape` must be None or a sequence of {n} integers (the spatial "
+            f"{fn}: `output_shape` must be None or a sequence of {entries(n, 'integer', 'integers')} (the spatial "
             f"output shape), got {value!r} ({type(value).__name__})."
         )
         raise TypeError(msg)
     values = tuple(value)
     if len(values) != n:
         msg = (
-            f"{fn}: `output_shape` must have {n} entries (the spatial dimensions only, without "
-            f"batch and feature), got {values!r} with {len(values)}."
+            f"{fn}: `output_shape` (={values!r}) must have {entries(n)} (the spatial dimensions "
+            f"only, without batch and feature), got {len(values)}."
         )
         raise ValueError(msg)
     return int_entries(fn, "output_shape", values, minimum=0)
@@ -330,8 +338,9 @@ def check_groups(
     dn: ConvDimensionNumbers,
     feature_group_count: Any,
     batch_group_count: Any,
+    hint: str = "",
 ) -> tuple[int, int]:
-    """Check feature counts and group counts of a forward convolution."""
+    """Check feature counts and group counts of a forward convolution (``hint`` ends size messages)."""
     fgc = positive_int(fn, "feature_group_count", feature_group_count)
     bgc = positive_int(fn, "batch_group_count", batch_group_count)
     if fgc > 1 and bgc > 1:
@@ -349,7 +358,7 @@ def check_groups(
         msg = (
             f"{fn}: rhs input-feature size (={k_in}) must equal the lhs feature size (={c_in}) "
             f"divided by `feature_group_count` (={fgc}); shapes lhs {tuple(lhs_shape)}, "
-            f"rhs {tuple(rhs_shape)}."
+            f"rhs {tuple(rhs_shape)}.{hint}"
         )
         raise ValueError(msg)
     divisible(fn, f"rhs output-feature size (={c_out})", c_out, fgc)
@@ -366,6 +375,7 @@ def transpose_groups(
     dn: ConvDimensionNumbers,
     transpose_kernel: bool,
     feature_group_count: Any,
+    hint: str = "",
 ) -> tuple[int, int]:
     """Check conv_transpose's feature sizes and groups; return ``(groups, output features)``."""
     g = positive_int(fn, "feature_group_count", feature_group_count)
@@ -373,14 +383,14 @@ def transpose_groups(
     k_out, k_in = rhs_shape[dn.rhs_spec[0]], rhs_shape[dn.rhs_spec[1]]
     shapes = f"shapes lhs {lhs_shape}, rhs {rhs_shape}"
     if c_in % g:
-        msg = f"{fn}: lhs feature size (={c_in}) must be divisible by `feature_group_count` (={g}); {shapes}."
+        msg = f"{fn}: lhs feature size (={c_in}) must be divisible by `feature_group_count` (={g}); {shapes}.{hint}"
         raise ValueError(msg)
     if transpose_kernel:
         # rhs is the forward grouped conv's kernel: O = lhs features, I = output features / g.
         if k_out != c_in:
             msg = (
                 f"{fn}: rhs output-feature size (={k_out}) must equal the lhs feature size (={c_in}) "
-                f"with transpose_kernel=True; {shapes}."
+                f"with transpose_kernel=True; {shapes}.{hint}"
             )
             raise ValueError(msg)
         return g, k_in * g
@@ -389,7 +399,7 @@ def transpose_groups(
         divided = "" if g == 1 else f" divided by `feature_group_count` (={g})"
         msg = (
             f"{fn}: rhs input-feature size (={k_in}) must equal the lhs feature size (={c_in})"
-            f"{divided} with transpose_kernel=False; {shapes}."
+            f"{divided} with transpose_kernel=False; {shapes}.{hint}"
         )
         raise ValueError(msg)
     divisible(fn, f"rhs output-feature size (={k_out})", k_out, g, suffix=f" with transpose_kernel=False; {shapes}")
@@ -410,22 +420,44 @@ def check_padded_sizes(
     lhs_spatial: Sequence[int],
     pads: Sequence[tuple[int, int]],
     lhs_dilation: Sequence[int],
+    given: Any = None,
 ) -> None:
-    """Reject padding that removes more than the (dilated) input has, or makes it too large."""
+    """Reject padding that removes more than the (dilated) input has, or makes it too large.
+
+    ``given`` is the ``padding`` argument as passed, when ``pads`` were derived from
+    it (``use_consistent_padding``, ``output_padding``): messages show both.
+    """
     for i, (size, (lo, hi), d) in enumerate(zip(lhs_spatial, pads, lhs_dilation, strict=True)):
-        if dilate(size, d) + lo + hi < 0:
+        passed = (lo, hi) if given is None else tuple(given[i])
+        derived = "" if given is None else f", which pads the dilated input by {(lo, hi)},"
+        total = dilate(size, d) + lo + hi
+        if total < 0:
             msg = (
-                f"{fn}: `padding`[{i}] (={(lo, hi)}) removes more than the input's spatial "
+                f"{fn}: `padding`[{i}] (={passed}){derived} removes more than the input's spatial "
                 f"dimension {i} holds (size {dilate(size, d)} after dilation)."
             )
             raise ValueError(msg)
-        if dilate(size, d) + lo + hi > MAX_SIZE:
+        if total > MAX_SIZE:
             msg = (
-                f"{fn}: spatial dimension {i} of the input (size {size}) would hold "
-                f"{dilate(size, d) + lo + hi} elements after dilation by {d} and `padding` (={(lo, hi)}), "
-                f"more than the {MAX_SIZE} (2**31 - 1) allowed."
+                f"{fn}: spatial dimension {i} of the input (size {size}) would hold {total} elements "
+                f"after dilation by {d} and `padding`[{i}] (={passed}){derived.rstrip(',')}, more than "
+                f"the {MAX_SIZE} (2**31 - 1) allowed."
             )
             raise ValueError(msg)
+
+
+def spatial_entries(fn: str, name: str, value: Any, lhs_shape: Sequence[int], layout: Any) -> None:
+    """Reject a per-spatial-dimension ``value`` longer than lhs's spatial rank: batch/feature axes missing."""
+    n = len(lhs_shape) - 2
+    if not _is_sequence(value) or len(value) != n + 2 or layout is None:
+        return
+    msg = (
+        f"{fn}: `{name}` (={tuple(value)!r}) has {entries(len(value))}, but `lhs` of shape "
+        f"{tuple(lhs_shape)} has {entries(n, 'spatial dimension', 'spatial dimensions')}: the operands "
+        f"need a batch and a feature axis besides the spatial ones, in the default layout {layout!r}, "
+        "or pass `dimension_numbers`."
+    )
+    raise ValueError(msg)
 
 
 def check_kernel_spatial(fn: str, rhs_shape: Sequence[int], dn: ConvDimensionNumbers) -> None:
@@ -437,18 +469,6 @@ def check_kernel_spatial(fn: str, rhs_shape: Sequence[int], dn: ConvDimensionNum
                 "a kernel needs at least one element along every spatial dimension."
             )
             raise ValueError(msg)
-
-
-def same_dtype(fn: str, lhs_dtype: Any, rhs_dtype: Any) -> None:
-    """Require equal (canonical) dtypes of the mantissas, as jax.lax does, but say so up front."""
-    lhs_dtype = jax.dtypes.canonicalize_dtype(lhs_dtype)
-    rhs_dtype = jax.dtypes.canonicalize_dtype(rhs_dtype)
-    if lhs_dtype != rhs_dtype:
-        msg = (
-            f"{fn}: `lhs` and `rhs` must have the same dtype, got {lhs_dtype} and {rhs_dtype}. "
-            "Cast one of them first (e.g. rhs.astype(lhs.dtype))."
-        )
-        raise TypeError(msg)
 
 
 def out_sharding(fn: str, value: Any) -> None:
@@ -464,7 +484,7 @@ def out_sharding(fn: str, value: Any) -> None:
 def bool_flag(fn: str, name: str, value: Any) -> bool:
     """A strict boolean flag (True/False, or numpy bools)."""
     if not isinstance(value, bool | np.bool_):
-        msg = f"{fn}: `{name}` must be True or False, got {describe_value(value)}."
+        msg = f"{fn}: {label(name)} must be True or False, got {describe_value(value)}."
         raise TypeError(msg)
     return bool(value)
 
@@ -485,13 +505,3 @@ def choice(fn: str, name: str, value: Any, allowed: Sequence[str]) -> str:
 def method(fn: str, value: Any, allowed: Sequence[str]) -> str:
     """``method``: one of ``allowed`` (exact case)."""
     return choice(fn, "method", value, allowed)
-
-
-def precision(value: Any) -> Any:
-    """``precision`` in a hashable form (a list becomes a tuple); jax.lax validates it."""
-    return tuple(value) if isinstance(value, list) else value
-
-
-def preferred_element_type(value: Any) -> Any:
-    """``preferred_element_type`` as a NumPy dtype, or None."""
-    return None if value is None else np.dtype(value)

@@ -18,7 +18,7 @@ from typing import Any
 
 import jax
 
-from unitconv import _auto, _checks, _methods, _plan, _units
+from unitconv import _auto, _checks, _methods, _operands, _plan, _units
 
 #: Values of ``method`` accepted by the forward convolutions and by conv_transpose.
 FORWARD_METHODS = _methods.names("forward")
@@ -442,7 +442,7 @@ def conv_transpose(
     rhs_m, rhs_unit = _units.split(fn, "rhs", rhs)
     result = _units.product_unit(fn, lhs_unit, rhs_unit, out_unit)
     dtypes = _dtypes(lhs_m, rhs_m)
-    _checks.same_dtype(fn, *dtypes)
+    _operands.same_dtype(fn, *dtypes)
     plan = _plan.cached(
         _plan.transpose,
         fn=fn,

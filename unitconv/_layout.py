@@ -31,6 +31,22 @@ TRANSPOSE_DEFAULTS = {
 }
 
 
+def default_names(op: str, ndim: int) -> tuple[str, str, str] | None:
+    """The default layout of ``op`` ('transpose': channels-last, 'forward': channels-first) as strings."""
+    if op == "transpose":
+        return TRANSPOSE_DEFAULTS.get(ndim)
+    chars = "HWD"[: ndim - 2] if ndim <= 5 else None
+    return None if chars is None else ("NC" + chars, "OI" + chars, "NC" + chars)
+
+
+def default_hint(op: str, ndim: int, dimension_numbers: Any) -> str:
+    """For messages about sizes read in the default layout: name that layout and point to ``dimension_numbers``."""
+    names = default_names(op, ndim)
+    if dimension_numbers is not None or names is None:
+        return ""
+    return f" The shapes were read in the default layout {names!r}; pass `dimension_numbers` for another one."
+
+
 def hashable(dn: ConvDimensionNumbers) -> ConvDimensionNumbers:
     """``dn`` with plain-int tuples, so that a plan holding it is hashable."""
     return ConvDimensionNumbers(*(tuple(int(i) for i in spec) for spec in dn))

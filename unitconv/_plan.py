@@ -30,7 +30,7 @@ from typing import Any
 import jax
 from jax import lax
 
-from unitconv import _auto, _checks, _geometry, _layout, _methods
+from unitconv import _auto, _checks, _geometry, _layout, _methods, _operands
 from unitconv._geometry import dilate
 
 #: Most entries kept by each bounded cache of the package.
@@ -299,6 +299,9 @@ def transpose(
     """
     lhs_shape, rhs_shape = tuple(lhs_shape), tuple(rhs_shape)
     n = _checks.check_ranks(fn, lhs_shape, rhs_shape)
+    if dimension_numbers is None:
+        names = _layout.default_names("transpose", _checks.seq_len(strides) + 2)
+        _checks.spatial_entries(fn, "strides", strides, lhs_shape, names)
     if dimension_numbers is None and len(lhs_shape) not in _layout.TRANSPOSE_DEFAULTS:
         msg = (
             f"{fn}: there is no default `dimension_numbers` for operands of rank {len(lhs_shape)} "
@@ -321,7 +324,8 @@ def transpose(
             f"(={output_shape!r}); output_shape already fixes the output padding."
         )
         raise TypeError(msg)
-    g, c_out = _checks.transpose_groups(fn, lhs_shape, rhs_shape, dn, transpose_kernel, feature_group_count)
+    hint = _layout.default_hint("transpose", len(lhs_shape), dimension_numbers)
+    g, c_out = _checks.transpose_groups(fn, lhs_shape, rhs_shape, dn, transpose_kernel, feature_group_count, hint)
 
     lhs_spatial = _layout.spatial(lhs_shape, dn.lhs_spec)
     kernel_spatial = _layout.spatial(rhs_shape, dn.rhs_spec)
@@ -342,7 +346,8 @@ def transpose(
             op = _shape_to_output_padding(fn, pad_arg, shape_req, lhs_spatial, eff_k, strides_, rhs_dil, pads)
         if op is not None:
             pads = tuple((lo, hi + v) for (lo, hi), v in zip(pads, op, strict=True))
-    _checks.check_padded_sizes(fn, conv_spatial, pads, strides_)
+    derived = not circular and not isinstance(pad_arg, str) and (use_consistent_padding or op is not None)
+    _checks.check_padded_sizes(fn, conv_spatial, pads, strides_, given=pad_arg if derived else None)
     spatial_out = tuple(
         _geometry.conv_output_size(m, k, p, lhs_dilation=s)
         for m, k, p, s in zip(conv_spatial, eff_k, pads, strides_, strict=True)
@@ -362,8 +367,8 @@ def transpose(
         pads=pads,
         feature_group_count=g,
         batch_group_count=1,
-        precision=_checks.precision(precision),
-        preferred_element_type=_checks.preferred_element_type(preferred_element_type),
+        precision=_operands.precision(fn, precision),
+        preferred_element_type=_operands.preferred_element_type(fn, preferred_element_type, dtypes and dtypes[0]),
         out_sharding=None,
         transpose_kernel=transpose_kernel,
         circular=circular,
@@ -402,8 +407,11 @@ def forward(
     """Validate the arguments of a forward convolution (``fn``) and plan it."""
     lhs_shape, rhs_shape = tuple(lhs_shape), tuple(rhs_shape)
     n = _checks.check_ranks(fn, lhs_shape, rhs_shape)
+    if dimension_numbers is None:
+        names = _layout.default_names("forward", _checks.seq_len(window_strides) + 2)
+        _checks.spatial_entries(fn, "window_strides", window_strides, lhs_shape, names)
     if dtypes is not None:
-        _checks.same_dtype(fn, *dtypes)
+        _operands.same_dtype(fn, *dtypes)
     _checks.out_sharding(fn, out_sharding)
     dn = _layout.hashable(_layout.canonicalise(fn, lhs_shape, rhs_shape, dimension_numbers))
     _checks.check_kernel_spatial(fn, rhs_shape, dn)
@@ -417,7 +425,8 @@ def forward(
             f"(={lhs_dil}); give explicit (low, high) pairs, or use conv_transpose."
         )
         raise ValueError(msg)
-    fgc, bgc = _checks.check_groups(fn, lhs_shape, rhs_shape, dn, feature_group_count, batch_group_count)
+    hint = _layout.default_hint("forward", len(lhs_shape), dimension_numbers)
+    fgc, bgc = _checks.check_groups(fn, lhs_shape, rhs_shape, dn, feature_group_count, batch_group_count, hint)
     lhs_spatial = _layout.spatial(lhs_shape, dn.lhs_spec)
     kernel_spatial = _layout.spatial(rhs_shape, dn.rhs_spec)
     if not isinstance(pads, str):
@@ -446,8 +455,8 @@ def forward(
         pads=pads,
         feature_group_count=fgc,
         batch_group_count=bgc,
-        precision=_checks.precision(precision),
-        preferred_element_type=_checks.preferred_element_type(preferred_element_type),
+        precision=_operands.precision(fn, precision),
+        preferred_element_type=_operands.preferred_element_type(fn, preferred_element_type, dtypes and dtypes[0]),
         out_sharding=out_sharding,
         transpose_kernel=False,
         circular=False,

@@ -29,7 +29,7 @@ from typing import Any
 import numpy as np
 import saiunit as u
 
-from unitconv._checks import shape_of
+from unitconv._operands import shape_of
 
 Quantity = u.Quantity
 Unit = u.Unit

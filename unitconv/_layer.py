@@ -180,3 +180,19 @@ def check_transpose(
         output_shape=output_shape,
         feature_group_count=feature_group_count,
     )
+
+
+def require_extra(module: str, extra: str, importer: str) -> None:
+    """Raise an ImportError naming the pip extra when the optional ``module`` is not installed."""
+    import importlib.util
+
+    try:
+        found = importlib.util.find_spec(module) is not None
+    except (ImportError, ValueError):  # a module set to None in sys.modules, or without a spec
+        found = False
+    if not found:
+        msg = (
+            f"{importer} needs the optional dependency {module!r}, which is not installed. Install it with "
+            f'the [{extra}] extra: pip install "jax-unitconv[{extra}]".'
+        )
+        raise ImportError(msg, name=module)

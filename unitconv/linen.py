@@ -43,7 +43,7 @@ mantissa and whose unit is static metadata, so:
 * optax transformations and ``optax.apply_updates`` act on the mantissas
   leaf by leaf; the units ride along unchanged.
 * ``flax.serialization`` cannot store a Quantity by itself. Importing this
-  module registers a handler that stores a Quantity as
+  module registers (:mod:`unitconv._flax`) a handler that stores a Quantity as
   ``{'mantissa': array, 'unit': str(unit)}``; restoring checks that the stored
   unit is the target's unit (a bare array, e.g. from a flax checkpoint, is
   read as the mantissa in the target's unit).
@@ -73,13 +73,17 @@ from typing import Any
 
 import jax.numpy as jnp
 import saiunit as u
-from flax import serialization
-from flax.linen import initializers
-from flax.linen.dtypes import promote_dtype
-from flax.linen.module import Module, compact
 
-from unitconv import _checks, _geometry, _layer, _layout, _units
-from unitconv._functional import conv_general_dilated, conv_transpose
+from unitconv import _layer
+
+_layer.require_extra("flax", "flax", "unitconv.linen")
+
+from flax.linen import initializers  # noqa: E402
+from flax.linen.dtypes import promote_dtype  # noqa: E402
+from flax.linen.module import Module, compact  # noqa: E402
+
+from unitconv import _checks, _flax, _geometry, _layout, _units  # noqa: E402
+from unitconv._functional import conv_general_dilated, conv_transpose  # noqa: E402
 
 __all__ = ("Conv", "ConvTranspose")
 
@@ -93,31 +97,7 @@ default_kernel_init = initializers.lecun_normal()
 _PREPAD_MODES = ("CIRCULAR", "REFLECT", "CAUSAL")
 
 
-# ---------------------------------------------------------------------------
-# flax.serialization support for Quantities
-# ---------------------------------------------------------------------------
-
-
-def _quantity_to_state_dict(q: Quantity) -> dict[str, Any]:
-    return {"mantissa": q.mantissa, "unit": str(q.unit)}
-
-
-def _quantity_from_state_dict(target: Quantity, state: Any) -> Quantity:
-    if isinstance(state, dict):
-        saved = state.get("unit")
-        if saved != str(target.unit):
-            msg = (
-                f"flax.serialization: the state at {serialization.current_path()!r} is in unit "
-                f"{saved!r}, but the target Quantity is in {str(target.unit)!r}. Restore into a target "
-                "with the same unit."
-            )
-            raise ValueError(msg)
-        return Quantity(state["mantissa"], unit=target.unit)
-    return Quantity(state, unit=target.unit)
-
-
-if not serialization.is_serializable(Quantity):
-    serialization.register_serialization_state(Quantity, _quantity_to_state_dict, _quantity_from_state_dict)
+_flax.register()  # checkpoints and summaries of Quantities (unitconv._flax)
 
 
 class _UnitConvBase(Module):

@@ -655,6 +655,46 @@ ROWS = [
     ),
 ]
 
+# --- [layers] layer errors name the layer; CNTK keys, zero-size and integer inputs ----------
+ROWS += [
+    Row(
+        "layers-linen-conv-input-dilation",
+        lambda: linen_init("Conv", XL, input_dilation=2),
+        ValueError,
+        "Conv: string `padding` (='SAME') cannot be combined with `lhs_dilation`",
+    ),
+    Row(
+        "layers-linen-transpose-method",
+        lambda: linen_init("ConvTranspose", XL, method="fast"),
+        ValueError,
+        "ConvTranspose: `method` must be one of",
+    ),
+    Row(
+        "layers-cntk-int-input",
+        lambda: ConvolutionTranspose((3,), 2).build(KEY, (1, 3, 6))(arr(1, 3, 6, dtype=np.int32)),
+        TypeError,
+        "ConvolutionTranspose: `x` must have a floating dtype like the layer's weights, got int32",
+    ),
+    Row(
+        "layers-cntk-key-int",
+        lambda: ConvolutionTranspose((3,), 2).build(0, (1, 3, 6)),
+        TypeError,
+        "ConvolutionTranspose: `key` must be a JAX random key (jax.random.key(0) or jax.random.PRNGKey(0)), got 0 (int)",
+    ),
+    Row(
+        "layers-cntk-key-none",
+        lambda: ConvolutionTranspose((3,), 2).build(None, (1, 3, 6)),
+        TypeError,
+        "ConvolutionTranspose: `key` must be a JAX random key",
+    ),
+    Row(
+        "layers-cntk-zero-size-input",
+        lambda: ConvolutionTranspose((3, 3), 2).build(KEY, (2, 0, 4, 4)),
+        ValueError,
+        "ConvolutionTranspose: `x` must have no zero-size axis, got shape (2, 0, 4, 4)",
+    ),
+]
+
 FUNCTION_NAMES = ("conv_general_dilated", "conv_with_general_padding", "conv_transpose", "conv")
 #: Messages start with one of these: a function's name, conv_transpose_shape, or a layer's class name.
 MESSAGE_PREFIXES = (*FUNCTION_NAMES, "conv_transpose_shape: ", "Conv: ", "ConvTranspose: ", "ConvolutionTranspose: ")

@@ -230,3 +230,20 @@ def test_choose_conv_method() -> None:
     method, times = signal.choose_conv_method(jnp.ones(64), jnp.ones(3), measure=True)
     assert method in ("direct", "fft")
     assert set(times) == {"direct", "fft"}
+
+
+def test_docs_page_examples_run() -> None:
+    import doctest
+    import re
+    from pathlib import Path
+
+    text = (Path(__file__).resolve().parent.parent / "docs" / "signal.md").read_text(encoding="utf-8")
+    blocks = re.findall(r"^```pycon\n(.*?)^```$", text, re.S | re.M)
+    assert len(blocks) >= 2
+    parser, runner = doctest.DocTestParser(), doctest.DocTestRunner(optionflags=doctest.ELLIPSIS)
+    globs: dict = {}
+    for i, block in enumerate(blocks):
+        test = parser.get_doctest(block, globs, f"signal.md[{i}]", "docs/signal.md", 0)
+        runner.run(test, clear_globs=False)
+        globs = test.globs
+    assert runner.summarize(verbose=False).failed == 0

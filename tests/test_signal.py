@@ -248,3 +248,37 @@ def test_docs_page_examples_run() -> None:
         runner.run(test, clear_globs=False)
         globs = test.globs
     assert runner.summarize(verbose=False).failed == 0
+
+
+def run_example(name: str, outdir, **kwargs) -> dict:
+    import runpy
+    from pathlib import Path
+
+    path = Path(__file__).resolve().parent.parent / "examples" / name
+    return runpy.run_path(str(path), run_name=f"example_{name[:-3]}")["main"](outdir, **kwargs)
+
+
+def test_example_neural_field(tmp_path) -> None:
+    result = run_example("neural_field.py", tmp_path, steps=10)
+    assert (tmp_path / "neural_field.png").read_bytes()[:4] == b"\x89PNG"
+    assert result["v"].unit == u.mV
+    assert result["recurrent"].unit == u.mV
+    assert result["kernel"].unit.dim == (u.mV / (u.Hz * u.mm**2)).dim
+    assert result["v"].shape == (64, 64)
+
+
+def test_example_synaptic_current(tmp_path) -> None:
+    result = run_example("synaptic_current.py", tmp_path)
+    assert (tmp_path / "synaptic_current.png").read_bytes()[:4] == b"\x89PNG"
+    g, i = result["conductance"], result["current"]
+    assert g.unit == u.nS
+    assert i.unit == u.pA
+    # the causal filter by a direct loop on the first train: sum of the kernel over past spikes
+    spikes = np.asarray(result["spikes"][0])
+    kernel = np.asarray(result["kernel"].mantissa[0])
+    want = np.zeros(spikes.shape[0])
+    for s in np.flatnonzero(spikes):
+        stop = min(spikes.shape[0], s + kernel.shape[0])
+        want[s:stop] += kernel[: stop - s]
+    close(g.mantissa[0], want, "float32")
+    np.testing.assert_allclose(i.mantissa, g.mantissa * 65.0, rtol=1e-5)

@@ -180,3 +180,51 @@ def check_transpose(
         output_shape=output_shape,
         feature_group_count=feature_group_count,
     )
+
+
+def require_extra(module: str, extra: str, importer: str) -> None:
+    """Raise an ImportError naming the pip extra when the optional ``module`` is not installed."""
+    import importlib.util
+
+    try:
+        found = importlib.util.find_spec(module) is not None
+    except (ImportError, ValueError):  # a module set to None in sys.modules, or without a spec
+        found = False
+    if not found:
+        msg = (
+            f"{importer} needs the optional dependency {module!r}, which is not installed. Install it with "
+            f'the [{extra}] extra: pip install "jax-unitconv[{extra}]".'
+        )
+        raise ImportError(msg, name=module)
+
+
+def construction_units(
+    fn: str, *, kernel_unit: Any, in_unit: Any, out_unit: Any, use_bias: bool
+) -> tuple[Unit | None, Unit | None]:
+    """The kernel's and the bias's units for a layer that creates its parameters at construction.
+
+    The rule of the front-ends whose parameters exist before any input does
+    (flax.nnx): ``kernel_unit=None`` gives a plain-array kernel; the bias is
+    in ``out_unit`` if given, else in ``in_unit * kernel_unit``, else plain
+    when neither ``kernel_unit`` nor ``in_unit`` is given. A ``kernel_unit``
+    with a bias but neither ``in_unit`` nor ``out_unit`` leaves the bias's
+    unit unknown and raises ValueError, naming the layer.
+    """
+    unit_attributes(fn, kernel_unit, in_unit, out_unit)
+    kernel_unit = _units.check_unit(fn, "kernel_unit", kernel_unit)
+    in_unit = _units.check_unit(fn, "in_unit", in_unit)
+    out_unit = _units.check_unit(fn, "out_unit", out_unit, example="pA")
+    if not use_bias:
+        return kernel_unit, None
+    if out_unit is not None:
+        return kernel_unit, out_unit
+    if in_unit is None:
+        if kernel_unit is None:
+            return None, None
+        msg = (
+            f"{fn}: with `kernel_unit` (={kernel_unit}) and a bias, the bias's unit is "
+            f"unit(input) * {kernel_unit}, which is unknown when the layer is constructed: pass "
+            "`in_unit` or `out_unit`, or `use_bias=False`."
+        )
+        raise ValueError(msg)
+    return kernel_unit, _units.product_unit(fn, in_unit, kernel_unit).final

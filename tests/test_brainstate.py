@@ -142,3 +142,13 @@ def test_training_loop_with_units_reduces_loss():
         last = float(step())
     assert last < 0.5 * first
     assert layer.weight.value["weight"].unit == u.nS
+
+
+def test_import_without_brainstate_names_the_extra(monkeypatch):
+    import importlib
+    import sys
+
+    monkeypatch.setitem(sys.modules, "brainstate", None)
+    monkeypatch.delitem(sys.modules, "unitconv.brainstate")
+    with pytest.raises(ImportError, match=r"jax-unitconv\[brainstate\]"):
+        importlib.import_module("unitconv.brainstate")

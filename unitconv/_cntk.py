@@ -12,6 +12,7 @@ activation.
 from __future__ import annotations
 
 import dataclasses
+import sys
 from collections.abc import Callable, Sequence
 from typing import Any
 
@@ -35,9 +36,12 @@ def identity(x: Any) -> Any:
     return x
 
 
-#: The default ``init``: Glorot/Xavier uniform, with fans taken from W's
-#: (input_depth, num_filters, *filter_shape) layout.
-glorot_uniform_default = jax.nn.initializers.glorot_uniform(in_axis=0, out_axis=1)
+def glorot_uniform_default(key: Any, shape: Sequence[int], dtype: Any = jnp.float32) -> Any:
+    """The default ``init``: Glorot/Xavier uniform, fans from W's (input_depth, num_filters, *filter_shape) layout.
+
+    A module-level function (not a closure), so that an unbuilt layer pickles.
+    """
+    return jax.nn.initializers.glorot_uniform(in_axis=0, out_axis=1)(key, shape, dtype)
 
 
 # ---------------------------------------------------------------------------
@@ -485,3 +489,9 @@ def ConvolutionTranspose(
         name=name,
     )
     return UnbuiltConvolutionTranspose(config, _check_init("init", init), _check_init("init_bias", init_bias))
+
+
+if "flax.serialization" in sys.modules:  # flax already loaded: checkpoints of built layers work (unitconv._flax)
+    from unitconv import _flax
+
+    _flax.register()

@@ -182,6 +182,22 @@ def check_transpose(
     )
 
 
+def require_extra(module: str, extra: str, importer: str) -> None:
+    """Raise an ImportError naming the pip extra when the optional ``module`` is not installed."""
+    import importlib.util
+
+    try:
+        found = importlib.util.find_spec(module) is not None
+    except (ImportError, ValueError):  # a module set to None in sys.modules, or without a spec
+        found = False
+    if not found:
+        msg = (
+            f"{importer} needs the optional dependency {module!r}, which is not installed. Install it with "
+            f'the [{extra}] extra: pip install "jax-unitconv[{extra}]".'
+        )
+        raise ImportError(msg, name=module)
+
+
 def construction_units(
     fn: str, *, kernel_unit: Any, in_unit: Any, out_unit: Any, use_bias: bool
 ) -> tuple[Unit | None, Unit | None]:

@@ -54,14 +54,15 @@ def test_signatures_are_scipys(name: str) -> None:
     assert positional == theirs
 
 
-SIZES_1D = [(7, 3), (8, 4), (5, 9), (6, 6), (1, 4)]
+SIZES_1D = [(7, 3), (8, 4), (5, 9), (1, 4)]
 
 
-@pytest.mark.parametrize("method", ["direct", "fft", "oa", "auto"])
+@pytest.mark.parametrize("method", ["direct", "fft", "oa"])
 @pytest.mark.parametrize("mode", ["full", "same", "valid"])
 @pytest.mark.parametrize("fname", ["convolve", "correlate"])
 def test_convolve_correlate_match_scipy(dtype, rng, fname, mode, method) -> None:
-    for s1, s2 in [*SIZES_1D, ((5, 6), (3, 4)), ((4, 3, 5), (2, 3, 2))]:
+    cases = [*SIZES_1D, ((5, 6), (3, 4)), ((4, 3, 5), (2, 3, 2))]
+    for s1, s2 in cases if dtype == "float64" else cases[::2]:  # float32: a smaller grid
         a, b = rand(rng, s1, dtype), rand(rng, s2, dtype)
         got = getattr(signal, fname)(jnp.asarray(a), jnp.asarray(b), mode, method)
         close(got, getattr(ss, fname)(a, b, mode, "direct"), dtype)
@@ -113,12 +114,12 @@ def test_overlap_add_uses_blocks() -> None:
 @pytest.mark.parametrize("mode", ["full", "same", "valid"])
 @pytest.mark.parametrize("fname", ["convolve2d", "correlate2d"])
 def test_2d_boundaries_match_scipy(dtype, rng, fname, mode, boundary) -> None:
-    cases = [((6, 7), (3, 2)), ((5, 4), (3, 3)), ((4, 6), (4, 6)), ((8, 8), (2, 5))]
+    cases = [((6, 7), (3, 2)), ((5, 4), (4, 4)), ((8, 8), (2, 5))]
     if mode != "valid":
         cases.append(((3, 4), (5, 6)))  # kernel larger than the signal
-    for s1, s2 in cases:
+    for s1, s2 in cases if dtype == "float64" else cases[::2]:  # float32: a smaller grid
         a, b = rand(rng, s1, dtype), rand(rng, s2, dtype)
-        for fill in (0.0, 1.5):
+        for fill in (0.0, 1.5) if boundary == "fill" else (0.0,):
             got = getattr(signal, fname)(jnp.asarray(a), jnp.asarray(b), mode, boundary, fill)
             close(got, getattr(ss, fname)(a, b, mode, boundary, fill), dtype)
 
@@ -230,3 +231,54 @@ def test_choose_conv_method() -> None:
     method, times = signal.choose_conv_method(jnp.ones(64), jnp.ones(3), measure=True)
     assert method in ("direct", "fft")
     assert set(times) == {"direct", "fft"}
+
+
+def test_docs_page_examples_run() -> None:
+    import doctest
+    import re
+    from pathlib import Path
+
+    text = (Path(__file__).resolve().parent.parent / "docs" / "signal.md").read_text(encoding="utf-8")
+    blocks = re.findall(r"^```pycon\n(.*?)^```$", text, re.S | re.M)
+    assert len(blocks) >= 2
+    parser, runner = doctest.DocTestParser(), doctest.DocTestRunner(optionflags=doctest.ELLIPSIS)
+    globs: dict = {}
+    for i, block in enumerate(blocks):
+        test = parser.get_doctest(block, globs, f"signal.md[{i}]", "docs/signal.md", 0)
+        runner.run(test, clear_globs=False)
+        globs = test.globs
+    assert runner.summarize(verbose=False).failed == 0
+
+
+def run_example(name: str, outdir, **kwargs) -> dict:
+    import runpy
+    from pathlib import Path
+
+    path = Path(__file__).resolve().parent.parent / "examples" / name
+    return runpy.run_path(str(path), run_name=f"example_{name[:-3]}")["main"](outdir, **kwargs)
+
+
+def test_example_neural_field(tmp_path) -> None:
+    result = run_example("neural_field.py", tmp_path, steps=10)
+    assert (tmp_path / "neural_field.png").read_bytes()[:4] == b"\x89PNG"
+    assert result["v"].unit == u.mV
+    assert result["recurrent"].unit == u.mV
+    assert result["kernel"].unit.dim == (u.mV / (u.Hz * u.mm**2)).dim
+    assert result["v"].shape == (64, 64)
+
+
+def test_example_synaptic_current(tmp_path) -> None:
+    result = run_example("synaptic_current.py", tmp_path)
+    assert (tmp_path / "synaptic_current.png").read_bytes()[:4] == b"\x89PNG"
+    g, i = result["conductance"], result["current"]
+    assert g.unit == u.nS
+    assert i.unit == u.pA
+    # the causal filter by a direct loop on the first train: sum of the kernel over past spikes
+    spikes = np.asarray(result["spikes"][0])
+    kernel = np.asarray(result["kernel"].mantissa[0])
+    want = np.zeros(spikes.shape[0])
+    for s in np.flatnonzero(spikes):
+        stop = min(spikes.shape[0], s + kernel.shape[0])
+        want[s:stop] += kernel[: stop - s]
+    close(g.mantissa[0], want, "float32")
+    np.testing.assert_allclose(i.mantissa, g.mantissa * 65.0, rtol=1e-5)

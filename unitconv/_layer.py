@@ -16,6 +16,10 @@ framework glue on these functions:
   the output (``out_unit``, else ``unit(input) * unit(kernel)``).
 * :func:`plain_output` is the plain-array rule: a plain input to a
   dimensionless layer without ``out_unit`` gives a plain output.
+* :func:`construction_units` is the unit rule for front-ends that create
+  parameters at construction (flax.nnx): plain without ``kernel_unit``, the
+  bias in ``out_unit`` or ``in_unit * kernel_unit``.
+* :func:`promote` applies a framework's dtype promotion to the mantissas.
 * :func:`check_transpose` validates a transposed layer's geometry
   (``output_padding``, ``output_shape``) under the layer's name before any
   parameter is drawn.
@@ -273,3 +277,20 @@ def construction_units(
         )
         raise ValueError(msg)
     return kernel_unit, _units.product_unit(fn, in_unit, kernel_unit).final
+
+
+def promote(
+    inputs: Any, values: tuple[Any, ...], out_unit: Unit | None, promote_mantissas: Callable[[tuple], tuple]
+) -> tuple[Any, ...]:
+    """A framework's dtype promotion applied to the mantissas of ``(x, kernel, bias)``.
+
+    ``promote_mantissas`` maps the tuple of mantissas (``None`` for no bias)
+    to the promoted tuple. For a plain output (:func:`plain_output`) the
+    values come back as plain arrays, so that the convolution returns one.
+    """
+    if plain_output(inputs, values[1], out_unit):
+        values = tuple(_units.mantissa_of(v) for v in values)
+    mantissas = promote_mantissas(tuple(_units.mantissa_of(v) for v in values))
+    return tuple(
+        None if v is None else _units.map_mantissa(v, lambda _, m=m: m) for v, m in zip(values, mantissas, strict=True)
+    )

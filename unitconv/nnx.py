@@ -126,13 +126,8 @@ class _UnitConvBase(_nnx.Module):
 
     def _promote(self, inputs: Any, x: Any, kernel: Any, bias: Any) -> tuple[Any, Any, Any]:
         """nnx's dtype promotion on the mantissas; plain arrays for a plain output."""
-        values = (x, kernel, bias)
-        if _layer.plain_output(inputs, kernel, self.out_unit):
-            values = tuple(_units.mantissa_of(v) for v in values)
-        mantissas = self.promote_dtype(tuple(_units.mantissa_of(v) for v in values), dtype=self.dtype)
-        return tuple(
-            None if v is None else _units.map_mantissa(v, lambda _, m=m: m)
-            for v, m in zip(values, mantissas, strict=True)
+        return _layer.promote(
+            inputs, (x, kernel, bias), self.out_unit, lambda ms: self.promote_dtype(ms, dtype=self.dtype)
         )
 
     def _finish(self, fn: str, y: Any, bias: Any, batch_shape: tuple[int, ...], num_batch: int) -> Any:

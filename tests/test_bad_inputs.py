@@ -655,6 +655,46 @@ ROWS = [
     ),
 ]
 
+# --- [layers] layer errors name the layer; CNTK keys, zero-size and integer inputs ----------
+ROWS += [
+    Row(
+        "layers-linen-conv-input-dilation",
+        lambda: linen_init("Conv", XL, input_dilation=2),
+        ValueError,
+        "Conv: string `padding` (='SAME') cannot be combined with `lhs_dilation`",
+    ),
+    Row(
+        "layers-linen-transpose-method",
+        lambda: linen_init("ConvTranspose", XL, method="fast"),
+        ValueError,
+        "ConvTranspose: `method` must be one of",
+    ),
+    Row(
+        "layers-cntk-int-input",
+        lambda: ConvolutionTranspose((3,), 2).build(KEY, (1, 3, 6))(arr(1, 3, 6, dtype=np.int32)),
+        TypeError,
+        "ConvolutionTranspose: `x` must have a floating dtype like the layer's weights, got int32",
+    ),
+    Row(
+        "layers-cntk-key-int",
+        lambda: ConvolutionTranspose((3,), 2).build(0, (1, 3, 6)),
+        TypeError,
+        "ConvolutionTranspose: `key` must be a JAX random key (jax.random.key(0) or jax.random.PRNGKey(0)), got 0 (int)",
+    ),
+    Row(
+        "layers-cntk-key-none",
+        lambda: ConvolutionTranspose((3,), 2).build(None, (1, 3, 6)),
+        TypeError,
+        "ConvolutionTranspose: `key` must be a JAX random key",
+    ),
+    Row(
+        "layers-cntk-zero-size-input",
+        lambda: ConvolutionTranspose((3, 3), 2).build(KEY, (2, 0, 4, 4)),
+        ValueError,
+        "ConvolutionTranspose: `x` must have no zero-size axis, got shape (2, 0, 4, 4)",
+    ),
+]
+
 FUNCTION_NAMES = ("conv_general_dilated", "conv_with_general_padding", "conv_transpose", "conv")
 #: Messages start with one of these: a function's name, conv_transpose_shape, or a layer's class name.
 MESSAGE_PREFIXES = (*FUNCTION_NAMES, "conv_transpose_shape: ", "Conv: ", "ConvTranspose: ", "ConvolutionTranspose: ")
@@ -1413,3 +1453,85 @@ def test_signal_bad_call_fails_up_front(row: Row) -> None:
     message = str(err)
     assert message.split(":")[0] in usignal.__all__, message
     assert row.fragment in message, message
+
+
+# --- [frontends] unitconv.nnx and unitconv.brainstate: bad construction and bad calls ------
+# Each row: (id, make, call, exception, fragment). ``make`` builds a valid layer before the
+# tripwire is set (building draws parameters); ``call`` is the bad step, checked up front.
+
+
+def _nnx() -> Any:
+    from flax import nnx
+
+    from unitconv import nnx as un
+
+    return nnx, un
+
+
+def _bst() -> Any:
+    from unitconv import brainstate as ub
+
+    return ub
+
+
+FRONTEND_BAD = [
+    (
+        "nnx-kernel-unit-bias-unit-unknown",
+        lambda: None,
+        lambda _: _nnx()[1].ConvTranspose(1, 2, 3, kernel_unit=u.nS, rngs=_nnx()[0].Rngs(0)),
+        ValueError,
+        "ConvTranspose: with `kernel_unit` (=nS) and a bias",
+    ),
+    (
+        "nnx-groups-do-not-divide-in-features",
+        lambda: None,
+        lambda _: _nnx()[1].Conv(3, 2, 3, feature_group_count=2, rngs=_nnx()[0].Rngs(0)),
+        ValueError,
+        "Conv: `in_features` (=3)",
+    ),
+    (
+        "nnx-input-features",
+        lambda: _nnx()[1].Conv(2, 2, 3, rngs=_nnx()[0].Rngs(0)),
+        lambda layer: layer(arr(5, 1)),
+        ValueError,
+        "Conv: the input's feature size (=1) must equal `in_features` (=2)",
+    ),
+    (
+        "nnx-input-dimension",
+        lambda: _nnx()[1].Conv(1, 2, 3, in_unit=u.mV, rngs=_nnx()[0].Rngs(0)),
+        lambda layer: layer(arr(5, 1) * u.second),
+        u.DimensionMismatchError,
+        "Conv: the input is in s (dimension s), but the layer's `in_unit` is mV",
+    ),
+    (
+        "brainstate-in-size-length",
+        lambda: None,
+        lambda _: _bst().Conv1d((5,), 2, 3),
+        ValueError,
+        "Conv1d: `in_size` (=(5,)) must have 2 entries",
+    ),
+    (
+        "brainstate-input-shape",
+        lambda: _bst().Conv1d((5, 1), 2, 3),
+        lambda layer: layer(arr(6, 1)),
+        ValueError,
+        "Conv1d: `x` must have shape (batch, *(5, 1)) or (5, 1), got shape (6, 1)",
+    ),
+    (
+        "brainstate-input-dimension",
+        lambda: _bst().ConvTranspose1d((5, 1), 2, 3, in_unit=u.mV, name="up"),
+        lambda layer: layer(arr(5, 1) * u.nS),
+        u.DimensionMismatchError,
+        "ConvTranspose1d 'up': the input is in nS",
+    ),
+]
+
+
+@pytest.mark.parametrize(
+    ("make", "call", "exc", "fragment"), [r[1:] for r in FRONTEND_BAD], ids=[r[0] for r in FRONTEND_BAD]
+)
+def test_frontend_bad_input_fails_up_front(request, make, call, exc, fragment) -> None:
+    layer = make()
+    request.getfixturevalue("tripwire")
+    with pytest.raises(exc, match=re.escape(fragment)):
+        call(layer)

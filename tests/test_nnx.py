@@ -144,7 +144,9 @@ def test_kernel_unit_with_bias_needs_in_or_out_unit():
 
 def test_input_of_wrong_dimension_names_layer_and_units(tripwire):
     layer = un.Conv(1, 2, 3, kernel_unit=u.nS, in_unit=u.mV, rngs=nnx.Rngs(0))
-    with pytest.raises(u.DimensionMismatchError, match=r"^Conv: the input is in s \(dimension s\), but the layer.s `in_unit` is mV"):
+    with pytest.raises(
+        u.DimensionMismatchError, match=r"^Conv: the input is in s \(dimension s\), but the layer.s `in_unit` is mV"
+    ):
         layer(jnp.ones((5, 1)) * u.second)
 
 
@@ -267,3 +269,13 @@ def test_adam_with_optimizer_state_outside_the_module():
     assert losses[-1] < 0.7 * losses[0]
     nnx.update(model, params)
     assert model.kernel.get_value().unit == u.nS
+
+
+def test_import_without_flax_names_the_extra(monkeypatch):
+    import importlib
+    import sys
+
+    monkeypatch.setitem(sys.modules, "flax.nnx", None)
+    monkeypatch.delitem(sys.modules, "unitconv.nnx")
+    with pytest.raises(ImportError, match=r"jax-unitconv\[flax\]"):
+        importlib.import_module("unitconv.nnx")

@@ -21,11 +21,12 @@ from unitconv._functional import (
 
 
 def __getattr__(name: str):
-    # `unitconv.linen` needs flax (the optional `[flax]` extra): import it only when asked for.
-    if name == "linen":
+    # The front-ends need their frameworks (the `[flax]` and `[brainstate]` extras): import them
+    # only when asked for.
+    if name in ("linen", "nnx", "brainstate"):
         import importlib
 
-        return importlib.import_module("unitconv.linen")
+        return importlib.import_module(f"unitconv.{name}")
     msg = f"module 'unitconv' has no attribute {name!r}"
     raise AttributeError(msg)
 

@@ -198,6 +198,51 @@ def require_extra(module: str, extra: str, importer: str) -> None:
         raise ImportError(msg, name=module)
 
 
+def activate(fn: str, activation: Callable[[Any], Any], y: Any) -> Any:
+    """Apply a layer's activation under the linen unit rule.
+
+    A plain output goes to the activation as it is. A dimensionless Quantity
+    goes to it as a plain value (in the unit 1) and the result is a
+    dimensionless Quantity again. A dimensioned Quantity goes to it as a
+    Quantity; an activation that cannot take one raises a TypeError naming
+    the layer and the unit.
+    """
+    if not isinstance(y, _units.Quantity):
+        return activation(y)
+    if y.unit.dim == _units.UNITLESS.dim:
+        plain = y.mantissa if y.unit == _units.UNITLESS else y.in_unit(_units.UNITLESS).mantissa
+        return _units.Quantity(activation(plain), unit=_units.UNITLESS)
+    try:
+        return activation(y)
+    except Exception as e:  # the activation is the user's: any failure on a Quantity gets the same advice
+        name = getattr(activation, "__name__", repr(activation))
+        why = f"{type(e).__name__}: {str(e).strip().rstrip('.')}"
+        msg = (
+            f"{fn}: `activation` ({name}) failed on the layer's output, a Quantity in "
+            f"{_units.describe(y.unit)}: {why}. Use a unit-aware activation such as saiunit.math.relu, "
+            "or give the layer dimensionless units."
+        )
+        raise TypeError(msg) from e
+
+
+def check_key(fn: str, key: Any) -> Any:
+    """A JAX PRNG key (new-style ``jax.random.key`` or a raw uint32 ``PRNGKey``) for ``build``/``init``."""
+    import jax
+    import jax.numpy as jnp
+
+    dtype = getattr(key, "dtype", None)
+    ok = dtype is not None and (
+        jnp.issubdtype(dtype, jax.dtypes.prng_key) or (dtype == jnp.uint32 and tuple(key.shape) == (2,))
+    )
+    if not ok:
+        msg = (
+            f"{fn}: `key` must be a JAX random key (jax.random.key(0) or jax.random.PRNGKey(0)), "
+            f"got {key!r} ({type(key).__name__})."
+        )
+        raise TypeError(msg)
+    return key
+
+
 def construction_units(
     fn: str, *, kernel_unit: Any, in_unit: Any, out_unit: Any, use_bias: bool
 ) -> tuple[Unit | None, Unit | None]:

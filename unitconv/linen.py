@@ -82,8 +82,7 @@ from flax.linen import initializers  # noqa: E402
 from flax.linen.dtypes import promote_dtype  # noqa: E402
 from flax.linen.module import Module, compact  # noqa: E402
 
-from unitconv import _checks, _flax, _geometry, _layout, _units  # noqa: E402
-from unitconv._functional import conv_general_dilated, conv_transpose  # noqa: E402
+from unitconv import _checks, _flax, _functional, _geometry, _layout, _units  # noqa: E402
 
 __all__ = ("Conv", "ConvTranspose")
 
@@ -342,16 +341,17 @@ class ConvTranspose(_UnitConvBase):
         )
         kernel, bias = self._params(fn, x, a.kernel_size + io, a.features)
         x, kernel, bias = self._promote(inputs, x, kernel, bias)
-        y = conv_transpose(
+        y = _functional._transpose(
+            fn,
             x,
             kernel,
-            a.strides,
-            padding,
-            a.kernel_dilation,
-            dimension_numbers,
-            transpose_kernel,
-            self.precision,
-            self.preferred_element_type,
+            strides=a.strides,
+            padding=padding,
+            rhs_dilation=a.kernel_dilation,
+            dimension_numbers=dimension_numbers,
+            transpose_kernel=transpose_kernel,
+            precision=self.precision,
+            preferred_element_type=self.preferred_element_type,
             output_padding=self.output_padding,
             output_shape=self.output_shape,
             feature_group_count=groups,
@@ -469,19 +469,22 @@ class Conv(_UnitConvBase):
         _checks.divisible(fn, f"the input's feature size (={in_features})", in_features, groups)
         kernel, bias = self._params(fn, x, (*a.kernel_size, in_features // groups, a.features), a.features)
         x, kernel, bias = self._promote(inputs, x, kernel, bias)
-        y = conv_general_dilated(
+        y = _functional._forward(
+            fn,
             x,
             kernel,
-            a.strides,
-            padding,
-            input_dilation,
-            a.kernel_dilation,
-            _layout.channels_last(a.n + 2),
-            groups,
-            1,
-            self.precision,
-            self.preferred_element_type,
+            window_strides=a.strides,
+            padding=padding,
+            lhs_dilation=input_dilation,
+            rhs_dilation=a.kernel_dilation,
+            dimension_numbers=_layout.channels_last(a.n + 2),
+            feature_group_count=groups,
+            batch_group_count=1,
+            precision=self.precision,
+            preferred_element_type=self.preferred_element_type,
+            out_sharding=None,
             out_unit=self.out_unit,
+            method="auto",
         )
         return self._finish(fn, y, bias, batch_shape, num_batch)
 

@@ -282,3 +282,10 @@ def test_example_synaptic_current(tmp_path) -> None:
         want[s:stop] += kernel[: stop - s]
     close(g.mantissa[0], want, "float32")
     np.testing.assert_allclose(i.mantissa, g.mantissa * 65.0, rtol=1e-5)
+
+
+def test_reachable_from_the_package() -> None:
+    import unitconv
+
+    assert unitconv.signal.convolve is signal.convolve
+    assert set(signal.__all__) == set(NAMES)

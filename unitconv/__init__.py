@@ -23,7 +23,8 @@ from unitconv._functional import (
 def __getattr__(name: str):
     # The front-ends need their frameworks (the `[flax]` and `[brainstate]` extras): import them
     # only when asked for.
-    if name in ("linen", "nnx", "brainstate"):
+    # unitconv.signal needs no extra; it is imported on use too (it adds import time).
+    if name in ("linen", "nnx", "brainstate", "signal"):
         import importlib
 
         return importlib.import_module(f"unitconv.{name}")

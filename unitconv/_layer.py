@@ -34,9 +34,10 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+import jax.numpy as jnp
 import numpy as np
 
-from unitconv import _checks, _plan, _units
+from unitconv import _checks, _geometry, _plan, _units
 
 Unit = _units.Unit
 
@@ -294,3 +295,25 @@ def promote(
     return tuple(
         None if v is None else _units.map_mantissa(v, lambda _, m=m: m) for v, m in zip(values, mantissas, strict=True)
     )
+
+
+#: The flax padding modes that pre-pad the input and then run a 'VALID' convolution.
+PREPAD_MODES = ("CIRCULAR", "REFLECT", "CAUSAL")
+
+
+def prepad(x: Any, mode: str, kernel_size: tuple[int, ...], kernel_dilation: tuple[int, ...]) -> Any:
+    """Pad a (N, *spatial, C) input for flax's 'CIRCULAR', 'REFLECT' and 'CAUSAL' modes.
+
+    The padded input then goes through a 'VALID' convolution. For 'CIRCULAR'
+    and 'REFLECT' each spatial dimension gets ``((K - 1) // 2, K // 2)`` with
+    K the dilated kernel size; 'CAUSAL' (1-D) pads ``K - 1`` on the left only.
+    """
+    dilated = [_geometry.dilate(k, d) for k, d in zip(kernel_size, kernel_dilation, strict=True)]
+    if mode == "CAUSAL":
+        spatial = [(dilated[0] - 1, 0)]
+        jnp_mode = "constant"
+    else:
+        spatial = [((k - 1) // 2, k // 2) for k in dilated]
+        jnp_mode = "wrap" if mode == "CIRCULAR" else "reflect"
+    pads = [(0, 0), *spatial, (0, 0)]
+    return _units.map_mantissa(x, lambda m: jnp.pad(m, pads, mode=jnp_mode))

@@ -82,7 +82,7 @@ from flax.linen import initializers  # noqa: E402
 from flax.linen.dtypes import promote_dtype  # noqa: E402
 from flax.linen.module import Module, compact  # noqa: E402
 
-from unitconv import _checks, _flax, _functional, _geometry, _layout, _units  # noqa: E402
+from unitconv import _checks, _flax, _functional, _layout, _units  # noqa: E402
 
 __all__ = ("Conv", "ConvTranspose")
 
@@ -93,9 +93,6 @@ DimensionMismatchError = u.DimensionMismatchError
 default_kernel_init = initializers.lecun_normal()
 
 #: Padding strings that Conv handles by padding the input itself, as flax does.
-_PREPAD_MODES = ("CIRCULAR", "REFLECT", "CAUSAL")
-
-
 _flax.register()  # checkpoints and summaries of Quantities (unitconv._flax)
 
 
@@ -457,13 +454,13 @@ class Conv(_UnitConvBase):
         a = self._attributes(fn)
         input_dilation = _checks.per_dim(fn, "input_dilation", self.input_dilation, a.n)
         forward = _checks.FORWARD_PADDING_STRINGS
-        padding = _checks.layer_padding(fn, self.padding, a.n, (*forward, *_PREPAD_MODES), any_case=forward)
+        padding = _checks.layer_padding(fn, self.padding, a.n, (*forward, *_layer.PREPAD_MODES), any_case=forward)
         if padding == "CAUSAL" and a.n != 1:
             msg = f"{fn}: `padding`='CAUSAL' needs a 1-D kernel, got kernel_size {a.kernel_size}."
             raise ValueError(msg)
         x, batch_shape, num_batch = self._flatten(fn, inputs, a.n)
-        if padding in _PREPAD_MODES:
-            x = _prepad(x, padding, a.kernel_size, a.kernel_dilation)
+        if padding in _layer.PREPAD_MODES:
+            x = _layer.prepad(x, padding, a.kernel_size, a.kernel_dilation)
             padding = "VALID"
         in_features, groups = x.shape[-1], a.feature_group_count
         _checks.divisible(fn, f"the input's feature size (={in_features})", in_features, groups)
@@ -487,21 +484,3 @@ class Conv(_UnitConvBase):
             method="auto",
         )
         return self._finish(fn, y, bias, batch_shape, num_batch)
-
-
-def _prepad(x: Any, mode: str, kernel_size: tuple[int, ...], kernel_dilation: tuple[int, ...]) -> Any:
-    """Pad a (N, *spatial, C) input for flax's 'CIRCULAR', 'REFLECT' and 'CAUSAL' modes.
-
-    The padded input then goes through a 'VALID' convolution. For 'CIRCULAR'
-    and 'REFLECT' each spatial dimension gets ``((K - 1) // 2, K // 2)`` with
-    K the dilated kernel size; 'CAUSAL' (1-D) pads ``K - 1`` on the left only.
-    """
-    dilated = [_geometry.dilate(k, d) for k, d in zip(kernel_size, kernel_dilation, strict=True)]
-    if mode == "CAUSAL":
-        spatial = [(dilated[0] - 1, 0)]
-        jnp_mode = "constant"
-    else:
-        spatial = [((k - 1) // 2, k // 2) for k in dilated]
-        jnp_mode = "wrap" if mode == "CIRCULAR" else "reflect"
-    pads = [(0, 0), *spatial, (0, 0)]
-    return _units.map_mantissa(x, lambda m: jnp.pad(m, pads, mode=jnp_mode))

@@ -58,7 +58,6 @@ import saiunit as u
 
 from unitconv import _checks, _layer, _layout, _units
 from unitconv._functional import conv_general_dilated, conv_transpose
-from unitconv.linen import _PREPAD_MODES, _prepad
 
 __all__ = ("Conv", "ConvTranspose")
 
@@ -249,7 +248,7 @@ class Conv(_UnitConvBase):
         input_dilation = _checks.per_dim(fn, "input_dilation", self.input_dilation, n)
         kernel_dilation = _checks.per_dim(fn, "kernel_dilation", self.kernel_dilation, n)
         forward = _checks.FORWARD_PADDING_STRINGS
-        padding = _checks.layer_padding(fn, self.padding, n, (*forward, *_PREPAD_MODES), any_case=forward)
+        padding = _checks.layer_padding(fn, self.padding, n, (*forward, *_layer.PREPAD_MODES), any_case=forward)
         if padding == "CAUSAL" and n != 1:
             msg = f"{fn}: `padding`='CAUSAL' needs a 1-D kernel, got kernel_size {self.kernel_size}."
             raise ValueError(msg)
@@ -257,8 +256,8 @@ class Conv(_UnitConvBase):
         if x.shape[-1] != self.in_features:
             msg = f"{fn}: the input's feature size (={x.shape[-1]}) must equal `in_features` (={self.in_features})."
             raise ValueError(msg)
-        if padding in _PREPAD_MODES:
-            x = _prepad(x, padding, self.kernel_size, kernel_dilation)
+        if padding in _layer.PREPAD_MODES:
+            x = _layer.prepad(x, padding, self.kernel_size, kernel_dilation)
             padding = "VALID"
         kernel, bias = self._params(fn)
         x, kernel, bias = self._promote(inputs, x, kernel, bias)

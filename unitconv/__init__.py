@@ -21,11 +21,13 @@ from unitconv._functional import (
 
 
 def __getattr__(name: str):
-    # `unitconv.linen` needs flax (the optional `[flax]` extra): import it only when asked for.
-    if name == "linen":
+    # The front-ends need their frameworks (the `[flax]` and `[brainstate]` extras): import them
+    # only when asked for.
+    # unitconv.signal needs no extra; it is imported on use too (it adds import time).
+    if name in ("linen", "nnx", "brainstate", "signal"):
         import importlib
 
-        return importlib.import_module("unitconv.linen")
+        return importlib.import_module(f"unitconv.{name}")
     msg = f"module 'unitconv' has no attribute {name!r}"
     raise AttributeError(msg)
 

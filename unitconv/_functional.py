@@ -437,7 +437,46 @@ def conv_transpose(
     >>> unitconv.conv_transpose(v, g, (2,), "CIRCULAR").mantissa[0, :, 0].tolist()
     [1.0, 1.0, 1.0, 1.0, 1.0, 1.0]
     """
-    fn = "conv_transpose"
+    return _transpose(
+        "conv_transpose",
+        lhs,
+        rhs,
+        strides=strides,
+        padding=padding,
+        rhs_dilation=rhs_dilation,
+        dimension_numbers=dimension_numbers,
+        transpose_kernel=transpose_kernel,
+        precision=precision,
+        preferred_element_type=preferred_element_type,
+        use_consistent_padding=use_consistent_padding,
+        output_padding=output_padding,
+        output_shape=output_shape,
+        feature_group_count=feature_group_count,
+        out_unit=out_unit,
+        method=method,
+    )
+
+
+def _transpose(
+    fn: str,
+    lhs: Any,
+    rhs: Any,
+    *,
+    strides: Any,
+    padding: Any,
+    rhs_dilation: Any = None,
+    dimension_numbers: Any = None,
+    transpose_kernel: bool = False,
+    precision: Any = None,
+    preferred_element_type: Any = None,
+    use_consistent_padding: bool = False,
+    output_padding: Any = None,
+    output_shape: Any = None,
+    feature_group_count: Any = 1,
+    out_unit: Any = None,
+    method: Any = "auto",
+) -> Any:
+    """Body of :func:`conv_transpose`; ``fn`` names the caller in errors (a layer passes its name)."""
     lhs_m, lhs_unit = _units.split(fn, "lhs", lhs)
     rhs_m, rhs_unit = _units.split(fn, "rhs", rhs)
     result = _units.product_unit(fn, lhs_unit, rhs_unit, out_unit)

@@ -11,9 +11,12 @@ units follow the one rule of the package: ``unit(input) * unit(kernel)``.
 Three keyword-only attributes add units:
 
 ``kernel_unit``
-    The unit of the kernel; the default ``u.UNITLESS`` is dimensionless
-    (``None`` means the same). The ``'kernel'`` parameter is a ``Quantity``
-    in this unit, and ``kernel_init`` draws its mantissa, so with the default
+    The unit of the kernel. With the default ``None`` the ``'kernel'`` and
+    ``'bias'`` parameters are plain arrays, exactly flax's (a dimensionless
+    kernel; the bias is read in the output's unit), so flax's wrappers
+    (``nn.WeightNorm``, ``nn.SpectralNorm``), summaries and checkpoints work
+    unchanged. Given (``u.UNITLESS`` included), the kernel is a ``Quantity``
+    in this unit and ``kernel_init`` draws its mantissa, so with the default
     initialisers the mantissas are exactly the values flax draws.
 ``in_unit``
     The unit the input is expected in, or ``None`` to accept any unit. An
@@ -40,23 +43,22 @@ mantissa and whose unit is static metadata, so:
 * optax transformations and ``optax.apply_updates`` act on the mantissas
   leaf by leaf; the units ride along unchanged.
 * ``flax.serialization`` cannot store a Quantity by itself. Importing this
-  module registers a handler that stores a Quantity as
+  module registers (:mod:`unitconv._flax`) a handler that stores a Quantity as
   ``{'mantissa': array, 'unit': str(unit)}``; restoring checks that the stored
   unit is the target's unit (a bare array, e.g. from a flax checkpoint, is
   read as the mantissa in the target's unit).
 
-The bias is a Quantity in ``out_unit``, or else in ``unit(input) *
+With a ``kernel_unit`` given, the bias is a Quantity in ``out_unit``, or else in ``unit(input) *
 kernel_unit`` (with ``in_unit=None`` the unit of the input given to ``init``
 fixes it; a plain-array input counts as dimensionless).
 
 Plain arrays in, plain arrays out: when the input is a plain array, the
-kernel is dimensionless (``u.UNITLESS``, the default) and no ``out_unit`` is
+kernel is plain (the default) or dimensionless and no ``out_unit`` is
 given, the output is a plain array, as saiunit's own ``*`` returns a plain
 array for a dimensionless product. The module then computes exactly what
 flax's module computes from the same mantissas, and the usual flax code after
-it (``nn.relu(y)``, ``jnp.mean((y - t) ** 2)``) works unchanged. The
-parameters are still dimensionless Quantities; ``apply`` also takes flax's own
-plain-array parameters for a dimensionless layer.
+it (``nn.relu(y)``, ``jnp.mean((y - t) ** 2)``) works unchanged. ``apply``
+also takes flax's own plain-array parameters for a dimensionless layer.
 
 Differences from flax: the deprecated ``conv_general_dilated`` and
 ``conv_general_dilated_cls`` attributes of ``flax.linen.Conv`` are absent (they
@@ -71,13 +73,16 @@ from typing import Any
 
 import jax.numpy as jnp
 import saiunit as u
-from flax import serialization
-from flax.linen import initializers
-from flax.linen.dtypes import promote_dtype
-from flax.linen.module import Module, compact
 
-from unitconv import _checks, _geometry, _layer, _layout, _units
-from unitconv._functional import conv_general_dilated, conv_transpose
+from unitconv import _layer
+
+_layer.require_extra("flax", "flax", "unitconv.linen")
+
+from flax.linen import initializers  # noqa: E402
+from flax.linen.dtypes import promote_dtype  # noqa: E402
+from flax.linen.module import Module, compact  # noqa: E402
+
+from unitconv import _checks, _flax, _functional, _geometry, _layout, _units  # noqa: E402
 
 __all__ = ("Conv", "ConvTranspose")
 
@@ -91,31 +96,7 @@ default_kernel_init = initializers.lecun_normal()
 _PREPAD_MODES = ("CIRCULAR", "REFLECT", "CAUSAL")
 
 
-# ---------------------------------------------------------------------------
-# flax.serialization support for Quantities
-# ---------------------------------------------------------------------------
-
-
-def _quantity_to_state_dict(q: Quantity) -> dict[str, Any]:
-    return {"mantissa": q.mantissa, "unit": str(q.unit)}
-
-
-def _quantity_from_state_dict(target: Quantity, state: Any) -> Quantity:
-    if isinstance(state, dict):
-        saved = state.get("unit")
-        if saved != str(target.unit):
-            msg = (
-                f"flax.serialization: the state at {serialization.current_path()!r} is in unit "
-                f"{saved!r}, but the target Quantity is in {str(target.unit)!r}. Restore into a target "
-                "with the same unit."
-            )
-            raise ValueError(msg)
-        return Quantity(state["mantissa"], unit=target.unit)
-    return Quantity(state, unit=target.unit)
-
-
-if not serialization.is_serializable(Quantity):
-    serialization.register_serialization_state(Quantity, _quantity_to_state_dict, _quantity_from_state_dict)
+_flax.register()  # checkpoints and summaries of Quantities (unitconv._flax)
 
 
 class _UnitConvBase(Module):
@@ -158,19 +139,24 @@ class _UnitConvBase(Module):
             if tuple(self.mask.shape) != kernel_shape:
                 msg = f"{fn}: `mask` must have the kernel's shape {kernel_shape}, got {tuple(self.mask.shape)}."
                 raise ValueError(msg)
-        kernel_unit = u.UNITLESS if self.kernel_unit is None else self.kernel_unit
-        init = _layer.param_init(fn, "kernel", self.kernel_init, kernel_unit)
+        # kernel_unit=None: plain parameters, exactly flax's (a plain bias is read in the output's unit).
+        plain = self.kernel_unit is None
+        init = _layer.param_init(fn, "kernel", self.kernel_init, None if plain else self.kernel_unit)
         kernel = self.param("kernel", init, kernel_shape, self.param_dtype)
-        _layer.check_param(fn, "kernel", kernel, kernel_unit, "the layer's `kernel_unit`")
+        _layer.check_param(fn, "kernel", kernel, self.kernel_unit, "the layer's `kernel_unit`")
         if self.mask is not None:
             kernel = _units.map_mantissa(kernel, lambda k: k * self.mask)
         if not self.use_bias:
             return kernel, None
         bias_unit, why = _layer.bias_unit(fn, x, kernel, self.out_unit)
         bias = self.param(
-            "bias", _layer.param_init(fn, "bias", self.bias_init, bias_unit), (features,), self.param_dtype
+            "bias",
+            _layer.param_init(fn, "bias", self.bias_init, None if plain else bias_unit),
+            (features,),
+            self.param_dtype,
         )
-        _layer.check_param(fn, "bias", bias, bias_unit, why)
+        if not (plain and not isinstance(bias, Quantity)):
+            _layer.check_param(fn, "bias", bias, bias_unit, why)
         return kernel, bias
 
     def _promote(self, inputs: Any, x: Any, kernel: Any, bias: Any) -> tuple[Any, Any, Any]:
@@ -192,7 +178,10 @@ class _UnitConvBase(Module):
     def _finish(fn: str, y: Any, bias: Any, batch_shape: tuple[int, ...], num_batch: int) -> Any:
         """Add the bias over the feature axis and restore the batch dimensions."""
         if bias is not None:
-            y = _units.add(fn, y, bias.reshape((1,) * (y.ndim - 1) + (-1,)))
+            bias = bias.reshape((1,) * (y.ndim - 1) + (-1,))
+            if isinstance(y, Quantity) and not isinstance(bias, Quantity):  # a plain bias is in the output's unit
+                bias = Quantity(bias, unit=y.unit)
+            y = _units.add(fn, y, bias)
         return _layer.restore_batch(y, batch_shape, num_batch)
 
 
@@ -246,8 +235,9 @@ class ConvTranspose(_UnitConvBase):
         ``kernel_size + (features // g, in_features)`` (the forward grouped
         convolution's kernel).
     kernel_unit : saiunit.Unit, optional (keyword-only)
-        Unit of the kernel parameter, a Quantity; default ``u.UNITLESS``
-        (dimensionless; ``None`` means the same).
+        Unit of the kernel parameter, then a Quantity (``u.UNITLESS``
+        included); the default ``None`` keeps ``'kernel'`` and ``'bias'``
+        plain arrays, exactly flax's.
     in_unit : saiunit.Unit, optional (keyword-only)
         Expected unit of the input; compatible units are converted to it.
     out_unit : saiunit.Unit, optional (keyword-only)
@@ -301,7 +291,7 @@ class ConvTranspose(_UnitConvBase):
     output_padding: int | Sequence[int] | None = None
     output_shape: Sequence[int] | None = None
     feature_group_count: int = 1
-    kernel_unit: Unit | None = u.UNITLESS
+    kernel_unit: Unit | None = None
     in_unit: Unit | None = None
     out_unit: Unit | None = None
     method: str = "auto"
@@ -351,16 +341,17 @@ class ConvTranspose(_UnitConvBase):
         )
         kernel, bias = self._params(fn, x, a.kernel_size + io, a.features)
         x, kernel, bias = self._promote(inputs, x, kernel, bias)
-        y = conv_transpose(
+        y = _functional._transpose(
+            fn,
             x,
             kernel,
-            a.strides,
-            padding,
-            a.kernel_dilation,
-            dimension_numbers,
-            transpose_kernel,
-            self.precision,
-            self.preferred_element_type,
+            strides=a.strides,
+            padding=padding,
+            rhs_dilation=a.kernel_dilation,
+            dimension_numbers=dimension_numbers,
+            transpose_kernel=transpose_kernel,
+            precision=self.precision,
+            preferred_element_type=self.preferred_element_type,
             output_padding=self.output_padding,
             output_shape=self.output_shape,
             feature_group_count=groups,
@@ -441,7 +432,7 @@ class Conv(_UnitConvBase):
     promote_dtype: Callable[..., Any] = promote_dtype
     _: dataclasses.KW_ONLY
     preferred_element_type: Any = None
-    kernel_unit: Unit | None = u.UNITLESS
+    kernel_unit: Unit | None = None
     in_unit: Unit | None = None
     out_unit: Unit | None = None
 
@@ -478,19 +469,22 @@ class Conv(_UnitConvBase):
         _checks.divisible(fn, f"the input's feature size (={in_features})", in_features, groups)
         kernel, bias = self._params(fn, x, (*a.kernel_size, in_features // groups, a.features), a.features)
         x, kernel, bias = self._promote(inputs, x, kernel, bias)
-        y = conv_general_dilated(
+        y = _functional._forward(
+            fn,
             x,
             kernel,
-            a.strides,
-            padding,
-            input_dilation,
-            a.kernel_dilation,
-            _layout.channels_last(a.n + 2),
-            groups,
-            1,
-            self.precision,
-            self.preferred_element_type,
+            window_strides=a.strides,
+            padding=padding,
+            lhs_dilation=input_dilation,
+            rhs_dilation=a.kernel_dilation,
+            dimension_numbers=_layout.channels_last(a.n + 2),
+            feature_group_count=groups,
+            batch_group_count=1,
+            precision=self.precision,
+            preferred_element_type=self.preferred_element_type,
+            out_sharding=None,
             out_unit=self.out_unit,
+            method="auto",
         )
         return self._finish(fn, y, bias, batch_shape, num_batch)
 

@@ -43,7 +43,7 @@ mantissa and whose unit is static metadata, so:
 * optax transformations and ``optax.apply_updates`` act on the mantissas
   leaf by leaf; the units ride along unchanged.
 * ``flax.serialization`` cannot store a Quantity by itself. Importing this
-  module registers (:mod:`unitconv._flax`) a handler that stores a Quantity as
+  module registers (`unitconv._flax`) a handler that stores a Quantity as
   ``{'mantissa': array, 'unit': str(unit)}``; restoring checks that the stored
   unit is the target's unit (a bare array, e.g. from a flax checkpoint, is
   read as the mantissa in the target's unit).

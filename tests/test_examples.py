@@ -16,6 +16,9 @@ import numpy as np
 import pytest
 import saiunit as u
 
+#: Slow (runs the example scripts): skipped by the fast loop, `python -m pytest -m "not slow"`.
+pytestmark = pytest.mark.slow
+
 EXAMPLES = Path(__file__).resolve().parent.parent / "examples"
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 

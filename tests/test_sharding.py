@@ -19,6 +19,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+#: Slow (subprocesses on simulated devices): skipped by the fast loop, `python -m pytest -m "not slow"`.
+pytestmark = pytest.mark.slow
+
 SCRIPT = Path(__file__).with_name("sharding_cases.py")
 DOCS_PAGE = Path(__file__).resolve().parent.parent / "docs" / "scaling.md"
 

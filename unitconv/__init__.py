@@ -1,6 +1,6 @@
 """unitconv: unit-aware convolutions for JAX (public re-exports, ``__all__`` and ``__version__``).
 
-The convolutions of :mod:`jax.lax`, on saiunit / brainunit ``Quantity``
+The convolutions of `jax.lax`, on saiunit / brainunit ``Quantity``
 arrays: units are stripped from the input and the kernel, jax.lax runs on the
 raw mantissas, and the product unit is put back (mV with nS gives pA).
 Incompatible units are rejected before anything is computed.

@@ -4,7 +4,7 @@
 layer; ``.build(key, x)`` infers the input depth from an example input (or
 its shape), creates the weights ``W`` and ``b`` as Quantities and returns the
 built layer, a JAX pytree whose leaves are the mantissas of ``W`` and ``b``.
-Calling it runs :func:`unitconv.conv_transpose` with ``W`` as a PyTorch-layout
+Calling it runs `unitconv.conv_transpose` with ``W`` as a PyTorch-layout
 kernel (``'OIHW'``-like, ``transpose_kernel=True``), adds ``b`` and applies the
 activation.
 """
@@ -167,7 +167,7 @@ class _Config:
         return tuple(pads[m][i] for i, m in enumerate(modes)), None
 
     def geometry(self, lhs_shape: tuple[int, ...], rhs_shape: tuple[int, ...]) -> tuple[Any, Any]:
-        """:meth:`padding_args`, checked (messages name this layer) before anything is computed."""
+        """`padding_args`, checked (messages name this layer) before anything is computed."""
         padding, output_shape = self.padding_args(lhs_shape, rhs_shape)
         _plan(self.where(), lhs_shape, rhs_shape, self.strides, padding, output_shape)
         return padding, output_shape
@@ -191,7 +191,7 @@ def _plan(fn: str, lhs_shape: Any, rhs_shape: Any, strides: Any, padding: Any, o
 class UnbuiltConvolutionTranspose:
     """A ConvolutionTranspose layer whose input depth is not known yet.
 
-    Returned by :func:`ConvolutionTranspose`; call :meth:`build` to get the
+    Returned by `ConvolutionTranspose`; call `build` to get the
     layer.
     """
 
@@ -378,7 +378,7 @@ def ConvolutionTranspose(
     channels-first items ``(depth, *spatial)`` with optional leading batch
     axes. Returns an unbuilt layer; ``.build(key, x)`` creates ``W`` (shape
     ``(input_depth, num_filters, *filter_shape)``) and ``b`` as Quantities.
-    The built layer computes :func:`unitconv.conv_transpose` with ``W`` as an
+    The built layer computes `unitconv.conv_transpose` with ``W`` as an
     ``'OIHW'``-like kernel and ``transpose_kernel=True`` (``pad`` False is
     ``'VALID'``, True is ``'SAME'``, per axis), adds ``b`` and applies
     ``activation``.
@@ -419,7 +419,7 @@ def ConvolutionTranspose(
         must have that dimension. Default: 0.
     output_shape : int or sequence of int, optional
         The spatial output shape (an int for every axis), resolving the
-        ambiguity of strides > 1 as in :func:`unitconv.conv_transpose`: a
+        ambiguity of strides > 1 as in `unitconv.conv_transpose`: a
         forward convolution with the same settings must map it back onto the
         input's spatial shape.
     max_temp_mem_size_in_samples : int

@@ -1,11 +1,11 @@
 """flax.linen glue for unit-aware convolutions, on the layer core (unitconv._layer).
 
-:class:`ConvTranspose` and :class:`Conv` are drop-in replacements for
+`ConvTranspose` and `Conv` are drop-in replacements for
 ``flax.linen.ConvTranspose`` and ``flax.linen.Conv``: same attributes (names,
 order, defaults), same ``'kernel'`` and ``'bias'`` parameters with the same
 shapes, and the same call semantics (channels-last inputs with any number of
 leading batch dimensions, or one unbatched example). They compute through
-:func:`unitconv.conv_transpose` and :func:`unitconv.conv_general_dilated`, so
+`unitconv.conv_transpose` and `unitconv.conv_general_dilated`, so
 units follow the one rule of the package: ``unit(input) * unit(kernel)``.
 
 Three keyword-only attributes add units:
@@ -20,7 +20,7 @@ Three keyword-only attributes add units:
     initialisers the mantissas are exactly the values flax draws.
 ``in_unit``
     The unit the input is expected in, or ``None`` to accept any unit. An
-    input of another dimension raises :class:`saiunit.DimensionMismatchError`
+    input of another dimension raises `saiunit.DimensionMismatchError`
     naming the module and both units, an input in a compatible unit (V for a
     mV layer) is converted, and a plain array given to a layer with a
     dimensioned ``in_unit`` is rejected.
@@ -43,7 +43,7 @@ mantissa and whose unit is static metadata, so:
 * optax transformations and ``optax.apply_updates`` act on the mantissas
   leaf by leaf; the units ride along unchanged.
 * ``flax.serialization`` cannot store a Quantity by itself. Importing this
-  module registers (:mod:`unitconv._flax`) a handler that stores a Quantity as
+  module registers (`unitconv._flax`) a handler that stores a Quantity as
   ``{'mantissa': array, 'unit': str(unit)}``; restoring checks that the stored
   unit is the target's unit (a bare array, e.g. from a flax checkpoint, is
   read as the mantissa in the target's unit).
@@ -62,7 +62,7 @@ also takes flax's own plain-array parameters for a dimensionless layer.
 
 Differences from flax: the deprecated ``conv_general_dilated`` and
 ``conv_general_dilated_cls`` attributes of ``flax.linen.Conv`` are absent (they
-would bypass the unit rule); :class:`Conv` gains ``preferred_element_type``.
+would bypass the unit rule); `Conv` gains ``preferred_element_type``.
 """
 
 from __future__ import annotations
@@ -159,7 +159,7 @@ class _UnitConvBase(Module):
     def _promote(self, inputs: Any, x: Any, kernel: Any, bias: Any) -> tuple[Any, Any, Any]:
         """flax's dtype promotion (``promote_dtype``), applied to the mantissas.
 
-        For a plain output (:func:`unitconv._layer.plain_output`) all three
+        For a plain output (`unitconv._layer.plain_output`) all three
         come back as plain arrays, so that the convolution returns one.
         """
         values = (x, kernel, bias)
@@ -188,7 +188,7 @@ class ConvTranspose(_UnitConvBase):
     Same attributes, parameters (``'kernel'`` of shape ``kernel_size +
     (in_features, features)``, or ``kernel_size + (features, in_features)``
     with ``transpose_kernel``; ``'bias'`` of shape ``(features,)``) and call
-    semantics as flax's module, computed by :func:`unitconv.conv_transpose`.
+    semantics as flax's module, computed by `unitconv.conv_transpose`.
     It also takes that function's ``output_padding``, ``output_shape`` and
     ``feature_group_count``. See the module docstring for how units are
     stored and checked.
@@ -224,7 +224,7 @@ class ConvTranspose(_UnitConvBase):
         in PyTorch; each must be in ``[0, max(stride, kernel_dilation))``.
     output_shape : sequence of int, optional (keyword-only)
         The spatial output shape wanted (resolves the stride ambiguity), as in
-        :func:`unitconv.conv_transpose`. At most one of this and
+        `unitconv.conv_transpose`. At most one of this and
         ``output_padding``.
     feature_group_count : int, optional (keyword-only)
         Grouped transposed convolution. The kernel is ``kernel_size +
@@ -241,7 +241,7 @@ class ConvTranspose(_UnitConvBase):
         Unit of the output and the bias; its dimension must be that of
         ``in_unit * kernel_unit``.
     method : str, optional (keyword-only)
-        The algorithm of :func:`unitconv.conv_transpose` (default
+        The algorithm of `unitconv.conv_transpose` (default
         ``'auto'``: the fastest expected; ``'lax'`` or ``'xla'`` give
         flax's/jax.lax's mantissa bitwise).
 
@@ -364,7 +364,7 @@ class Conv(_UnitConvBase):
     Same attributes, parameters (``'kernel'`` of shape ``kernel_size +
     (in_features // feature_group_count, features)``, ``'bias'`` of shape
     ``(features,)``) and call semantics as flax's module, computed by
-    :func:`unitconv.conv_general_dilated`. See the module docstring for how
+    `unitconv.conv_general_dilated`. See the module docstring for how
     units are stored and checked.
 
     Attributes
@@ -392,12 +392,12 @@ class Conv(_UnitConvBase):
     preferred_element_type : dtype, optional (keyword-only)
         Accumulation dtype, passed to the convolution (not in flax's Conv).
     kernel_unit, in_unit, out_unit : saiunit.Unit, optional (keyword-only)
-        As for :class:`ConvTranspose`.
+        As for `ConvTranspose`.
 
     Raises
     ------
     saiunit.DimensionMismatchError, TypeError, ValueError
-        As for :class:`ConvTranspose`.
+        As for `ConvTranspose`.
 
     Examples
     --------

@@ -152,3 +152,20 @@ def test_import_without_brainstate_names_the_extra(monkeypatch):
     monkeypatch.delitem(sys.modules, "unitconv.brainstate")
     with pytest.raises(ImportError, match=r"jax-unitconv\[brainstate\]"):
         importlib.import_module("unitconv.brainstate")
+
+
+def test_for_loop_over_time_equals_brainstate_layer_step_by_step():
+    # A Conv1d applied at each step of brainstate.transform.for_loop; oracle: brainstate.nn.Conv1d on the
+    # mantissas, step by step in Python, with the same weights.
+    ours = ub.Conv1d((6, 2), 3, 3, w_init=init.Normal(unit=u.nS), b_init=init.Normal(unit=u.pA), out_unit=u.pA)
+    ref = brainstate.nn.Conv1d((6, 2), 3, 3, b_init=init.Normal())
+    ref.weight.value = jax.tree.map(
+        lambda q: q.mantissa, ours.weight.value, is_leaf=lambda t: isinstance(t, u.Quantity)
+    )
+    xs = randn(7, (5, 6, 2)) * u.mV  # five time steps
+
+    ys = brainstate.transform.for_loop(ours, xs)
+    assert ys.unit == u.pA
+    assert ys.shape == (5, 6, 3)
+    expected = np.stack([np.asarray(ref(x)) for x in xs.mantissa])  # mV * nS = pA: mantissas carry over
+    np.testing.assert_allclose(ys.mantissa, expected, rtol=1e-5, atol=1e-5)

@@ -15,6 +15,11 @@ import os
 
 # Must be set before jax is imported; it only affects the CPU platform.
 os.environ.setdefault("XLA_FLAGS", "--xla_force_host_platform_device_count=8")
+# XLA:CPU runs the simulated devices on one thread pool of one thread per core
+# by default. A collective (the gradient all-reduce) needs every device's
+# thread to arrive; on a busy 2-core machine they are starved and XLA aborts
+# ("Termination timeout for 'all reduce'"). Two threads per device avoid it.
+os.environ.setdefault("PJRT_NPROC", "16")
 
 import jax
 import jax.numpy as jnp

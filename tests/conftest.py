@@ -73,4 +73,4 @@ def tripwire(monkeypatch: pytest.MonkeyPatch):
 
 
 #: Where parameters are initialised (with the user's initialisers) before their units are checked.
-LAYER_MODULES = ("unitconv._layer", "unitconv._cntk", "unitconv.linen")
+LAYER_MODULES = ("unitconv._layer", "unitconv._cntk", "unitconv.linen", "unitconv.nnx", "unitconv.brainstate")

@@ -753,6 +753,46 @@ ROWS = [
     ),
 ]
 
+# --- [layers] layer errors name the layer; CNTK keys, zero-size and integer inputs ----------
+ROWS += [
+    Row(
+        "layers-linen-conv-input-dilation",
+        lambda: linen_init("Conv", XL, input_dilation=2),
+        ValueError,
+        "Conv: string `padding` (='SAME') cannot be combined with `lhs_dilation`",
+    ),
+    Row(
+        "layers-linen-transpose-method",
+        lambda: linen_init("ConvTranspose", XL, method="fast"),
+        ValueError,
+        "ConvTranspose: `method` must be one of",
+    ),
+    Row(
+        "layers-cntk-int-input",
+        lambda: ConvolutionTranspose((3,), 2).build(KEY, (1, 3, 6))(arr(1, 3, 6, dtype=np.int32)),
+        TypeError,
+        "ConvolutionTranspose: `x` must have a floating dtype like the layer's weights, got int32",
+    ),
+    Row(
+        "layers-cntk-key-int",
+        lambda: ConvolutionTranspose((3,), 2).build(0, (1, 3, 6)),
+        TypeError,
+        "ConvolutionTranspose: `key` must be a JAX random key (jax.random.key(0) or jax.random.PRNGKey(0)), got 0 (int)",
+    ),
+    Row(
+        "layers-cntk-key-none",
+        lambda: ConvolutionTranspose((3,), 2).build(None, (1, 3, 6)),
+        TypeError,
+        "ConvolutionTranspose: `key` must be a JAX random key",
+    ),
+    Row(
+        "layers-cntk-zero-size-input",
+        lambda: ConvolutionTranspose((3, 3), 2).build(KEY, (2, 0, 4, 4)),
+        ValueError,
+        "ConvolutionTranspose: `x` must have no zero-size axis, got shape (2, 0, 4, 4)",
+    ),
+]
+
 FUNCTION_NAMES = ("conv_general_dilated", "conv_with_general_padding", "conv_transpose", "conv")
 #: Messages start with one of these: a function's name, conv_transpose_shape, or a layer's class name.
 MESSAGE_PREFIXES = (*FUNCTION_NAMES, "conv_transpose_shape: ", "Conv: ", "ConvTranspose: ", "ConvolutionTranspose: ")
@@ -1432,3 +1472,158 @@ def test_bad_values_rejected_up_front_with_message(request, lhs, rhs, args, kwar
 def test_shape_helper_rejects_bad_shapes(value, exc, match):
     with pytest.raises(exc, match="conv_transpose_shape: " + match):
         unitconv.conv_transpose_shape(value, (3, 2, 6), (2,), "SAME")
+
+
+# --- [signal] unitconv.signal ----------------------------------------------------------------
+# Its own rows and test (messages start with the scipy.signal-style function's name).
+
+from unitconv import signal as usignal  # noqa: E402
+
+S1 = arr(8) * u.mV
+S2 = arr(3) * u.nS
+M1 = arr(5, 6) * u.mV
+M2 = arr(3, 3) * u.nS
+
+SIGNAL_ROWS = [
+    Row("sig-rank-mismatch", lambda: usignal.convolve(S1, M2), ValueError, "`in1` and `in2` must have the same rank"),
+    Row("sig-2d-rank", lambda: usignal.convolve2d(S1, S2), ValueError, "must both be 2-D arrays, got rank 1"),
+    Row("sig-bad-mode", lambda: usignal.convolve(S1, S2, "circular"), ValueError, "`mode` must be one of 'full'"),
+    Row("sig-causal-correlate", lambda: usignal.correlate(S1, S2, "causal"), ValueError, "got 'causal'"),
+    Row("sig-causal-2d", lambda: usignal.convolve2d(M1, M2, "causal"), ValueError, "`mode` must be one of"),
+    Row("sig-bad-method", lambda: usignal.convolve(S1, S2, method="lax"), ValueError, "`method` must be one of"),
+    Row("sig-bad-boundary", lambda: usignal.convolve2d(M1, M2, "same", "reflect"), ValueError, "`boundary` must be"),
+    Row("sig-bad-boundary-nd", lambda: usignal.fftconvolve(S1, S2, boundary="zero"), ValueError, "got 'zero'"),
+    Row(
+        "sig-fill-wrong-dimension",
+        lambda: usignal.convolve2d(M1, M2, fillvalue=1 * u.ms),
+        u.DimensionMismatchError,
+        "`fillvalue` is in ms (dimension s), but `in1` is in mV",
+    ),
+    Row(
+        "sig-fill-plain-nonzero",
+        lambda: usignal.correlate2d(M1, M2, fillvalue=2.0),
+        u.DimensionMismatchError,
+        "`fillvalue` (=2.0) is a plain number but `in1` is in mV",
+    ),
+    Row("sig-fill-array", lambda: usignal.convolve2d(M1, M2, fillvalue=arr(2)), TypeError, "must be a scalar"),
+    Row(
+        "sig-valid-neither-larger",
+        lambda: usignal.convolve(arr(5, 2), arr(2, 5), "valid"),
+        ValueError,
+        "for mode='valid', one of `in1` (5, 2) and `in2` (2, 5) must be at least as large",
+    ),
+    Row(
+        "sig-broadcast-mismatch",
+        lambda: usignal.fftconvolve(arr(3, 8), arr(2, 3), axes=1),
+        ValueError,
+        "axis 0 is not convolved and its sizes 3 and 2 differ",
+    ),
+    Row("sig-axes-range", lambda: usignal.oaconvolve(S1, S2, axes=1), ValueError, "`axes`[0] (=1) must be in [-1, 1)"),
+    Row("sig-axes-repeat", lambda: usignal.fftconvolve(M1, M2, axes=(0, -2)), ValueError, "must not repeat"),
+    Row("sig-axes-float", lambda: usignal.fftconvolve(M1, M2, axes=(0.5,)), TypeError, "`axes`[0] (=0.5)"),
+    Row("sig-dx-length", lambda: usignal.convolve(M1, M2, dx=(1.0,)), ValueError, "one entry per convolved axis (2)"),
+    Row("sig-dx-array", lambda: usignal.convolve(S1, S2, dx=arr(8)), TypeError, "`dx`[0]"),
+    Row(
+        "sig-out-unit",
+        lambda: usignal.convolve(S1, S2, out_unit=u.mV),
+        u.DimensionMismatchError,
+        "`out_unit` (=mV) has dimension",
+    ),
+    Row("sig-in1-list", lambda: usignal.convolve([1.0, 2.0], S2), TypeError, "`in1` must be an array"),
+    Row("sig-empty", lambda: usignal.convolve(arr(0), S2), ValueError, "must not be empty"),
+    Row("sig-choose-rank", lambda: usignal.choose_conv_method(S1, M2), ValueError, "choose_conv_method: `in1`"),
+]
+
+
+@pytest.mark.parametrize("row", SIGNAL_ROWS, ids=lambda r: r.id)
+@pytest.mark.usefixtures("tripwire")
+def test_signal_bad_call_fails_up_front(row: Row) -> None:
+    with pytest.raises(Exception) as info:  # noqa: PT011 - the exact type is asserted below
+        row.call()
+    err = info.value
+    assert type(err) is row.exc, f"{type(err).__name__}: {err}"
+    message = str(err)
+    assert message.split(":")[0] in usignal.__all__, message
+    assert row.fragment in message, message
+
+
+# --- [frontends] unitconv.nnx and unitconv.brainstate: bad construction and bad calls ------
+# Each row: (id, make, call, exception, fragment). ``make`` builds a valid layer before the
+# tripwire is set (building draws parameters); ``call`` is the bad step, checked up front.
+
+
+def _nnx() -> Any:
+    from flax import nnx
+
+    from unitconv import nnx as un
+
+    return nnx, un
+
+
+def _bst() -> Any:
+    from unitconv import brainstate as ub
+
+    return ub
+
+
+FRONTEND_BAD = [
+    (
+        "nnx-kernel-unit-bias-unit-unknown",
+        lambda: None,
+        lambda _: _nnx()[1].ConvTranspose(1, 2, 3, kernel_unit=u.nS, rngs=_nnx()[0].Rngs(0)),
+        ValueError,
+        "ConvTranspose: with `kernel_unit` (=nS) and a bias",
+    ),
+    (
+        "nnx-groups-do-not-divide-in-features",
+        lambda: None,
+        lambda _: _nnx()[1].Conv(3, 2, 3, feature_group_count=2, rngs=_nnx()[0].Rngs(0)),
+        ValueError,
+        "Conv: `in_features` (=3)",
+    ),
+    (
+        "nnx-input-features",
+        lambda: _nnx()[1].Conv(2, 2, 3, rngs=_nnx()[0].Rngs(0)),
+        lambda layer: layer(arr(5, 1)),
+        ValueError,
+        "Conv: the input's feature size (=1) must equal `in_features` (=2)",
+    ),
+    (
+        "nnx-input-dimension",
+        lambda: _nnx()[1].Conv(1, 2, 3, in_unit=u.mV, rngs=_nnx()[0].Rngs(0)),
+        lambda layer: layer(arr(5, 1) * u.second),
+        u.DimensionMismatchError,
+        "Conv: the input is in s (dimension s), but the layer's `in_unit` is mV",
+    ),
+    (
+        "brainstate-in-size-length",
+        lambda: None,
+        lambda _: _bst().Conv1d((5,), 2, 3),
+        ValueError,
+        "Conv1d: `in_size` (=(5,)) must have 2 entries",
+    ),
+    (
+        "brainstate-input-shape",
+        lambda: _bst().Conv1d((5, 1), 2, 3),
+        lambda layer: layer(arr(6, 1)),
+        ValueError,
+        "Conv1d: `x` must have shape (batch, *(5, 1)) or (5, 1), got shape (6, 1)",
+    ),
+    (
+        "brainstate-input-dimension",
+        lambda: _bst().ConvTranspose1d((5, 1), 2, 3, in_unit=u.mV, name="up"),
+        lambda layer: layer(arr(5, 1) * u.nS),
+        u.DimensionMismatchError,
+        "ConvTranspose1d 'up': the input is in nS",
+    ),
+]
+
+
+@pytest.mark.parametrize(
+    ("make", "call", "exc", "fragment"), [r[1:] for r in FRONTEND_BAD], ids=[r[0] for r in FRONTEND_BAD]
+)
+def test_frontend_bad_input_fails_up_front(request, make, call, exc, fragment) -> None:
+    layer = make()
+    request.getfixturevalue("tripwire")
+    with pytest.raises(exc, match=re.escape(fragment)):
+        call(layer)

@@ -47,8 +47,8 @@ def test_ones_kernel_1d(x, filter_shape, strides, pad, expected):
     layer = ConvolutionTranspose(filter_shape, 1, init=1.0, strides=strides, pad=pad, bias=False)
     xin = jnp.asarray([[x]], dtype=jnp.float32)  # (batch, depth, W)
     y = layer.build(KEY, xin)(xin)
-    assert y.unit == u.Unit()
-    np.testing.assert_array_equal(y.mantissa, [[expected]])
+    assert not isinstance(y, u.Quantity)  # plain in, dimensionless layer: plain out (the linen rule)
+    np.testing.assert_array_equal(y, [[expected]])
 
 
 def test_ones_kernel_2d_with_depth():
@@ -56,9 +56,9 @@ def test_ones_kernel_2d_with_depth():
     layer = ConvolutionTranspose((2, 2), 1, init=1.0, bias=False).build(KEY, x)
     y = layer(x)
     assert y.shape == (1, 3, 3)
-    np.testing.assert_array_equal(y.mantissa, 2 * np.array([[[1, 2, 1], [2, 4, 2], [1, 2, 1]]]))
+    np.testing.assert_array_equal(u.get_mantissa(y), 2 * np.array([[[1, 2, 1], [2, 4, 2], [1, 2, 1]]]))
     y2 = ConvolutionTranspose((2, 2), 1, init=1.0, strides=2, bias=False).build(KEY, x)(x)
-    np.testing.assert_array_equal(y2.mantissa, np.full((1, 4, 4), 2.0))
+    np.testing.assert_array_equal(u.get_mantissa(y2), np.full((1, 4, 4), 2.0))
 
 
 def test_kernel_is_pasted_unflipped():
@@ -146,7 +146,7 @@ def test_per_axis_pad_equals_numpy_loop(filter_shape, strides, pad):
     y = layer(x)
     expected = numpy_conv_transpose(np.asarray(x), np.asarray(w), strides, pad)
     assert y.shape == expected.shape
-    np.testing.assert_allclose(y.mantissa, expected, rtol=1e-5, atol=1e-5)
+    np.testing.assert_allclose(u.get_mantissa(y), expected, rtol=1e-5, atol=1e-5)
 
 
 def _vjp_1d(x, w, s, padding, m):
@@ -167,7 +167,7 @@ def test_per_axis_pad_with_output_shape_is_separable_vjp():
     y = layer.build(KEY, x)(x)
     expected = _vjp_1d(x0, w0, 2, "SAME", out[0])[:, None] * _vjp_1d(x1, w1, 2, "VALID", out[1])[None, :]
     assert y.shape == out
-    np.testing.assert_allclose(y.mantissa, expected, rtol=1e-5, atol=1e-5)
+    np.testing.assert_allclose(u.get_mantissa(y), expected, rtol=1e-5, atol=1e-5)
 
 
 # ---------------------------------------------------------------------------
@@ -185,7 +185,7 @@ def test_num_filters_none_or_empty_drops_the_depth_axis():
         assert layer.b.shape == (1, 1)
         y = layer(x)
         assert y.shape == (2, 9, 9)
-        np.testing.assert_array_equal(y.mantissa, with_depth(x).mantissa[:, 0])
+        np.testing.assert_array_equal(u.get_mantissa(y), u.get_mantissa(with_depth(x))[:, 0])
 
 
 def test_reduction_rank_zero_means_no_input_depth_axis():
@@ -196,7 +196,7 @@ def test_reduction_rank_zero_means_no_input_depth_axis():
     assert layer.W.shape == (5, 2, 2)
     y = layer(x)
     assert y.shape == (2, 5, 8, 8)
-    np.testing.assert_array_equal(y.mantissa, with_depth(x[:, None]).mantissa)
+    np.testing.assert_array_equal(u.get_mantissa(y), u.get_mantissa(with_depth(x[:, None])))
     scalar_items = ConvolutionTranspose((2, 2), (), init=w[0, 0], reduction_rank=0).build(KEY, x)
     assert scalar_items.W.shape == (2, 2)
     assert scalar_items(x).shape == (2, 5, 5)
@@ -321,7 +321,7 @@ def test_max_temp_mem_size_is_a_no_op():
     x = randn(13, (1, 2, 5))
     a = ConvolutionTranspose(3, 2, init=0.5).build(KEY, x)(x)
     b = ConvolutionTranspose(3, 2, init=0.5, max_temp_mem_size_in_samples=1 << 20).build(KEY, x)(x)
-    np.testing.assert_array_equal(a.mantissa, b.mantissa)
+    np.testing.assert_array_equal(u.get_mantissa(a), u.get_mantissa(b))
 
 
 # ---------------------------------------------------------------------------
@@ -375,3 +375,65 @@ def test_optax_training_reduces_loss():
         losses.append(float(value))
     assert layer.W.unit == u.nS
     assert losses[-1] < 0.2 * losses[0]
+
+
+# ---------------------------------------------------------------------------
+# [layers] activations follow the linen unit rule; build keys and inputs
+# ---------------------------------------------------------------------------
+
+ACTIVATIONS = [jax.nn.relu, jnp.tanh, jax.nn.sigmoid]
+
+
+def _lax_reference(x, layer):
+    """jax.lax on the mantissas, plus the bias: the layer's output before the activation."""
+    y = lax.conv_transpose(x, layer.W.mantissa, (2, 2), "SAME", dimension_numbers=nchw(2), transpose_kernel=True)
+    return y + layer.b.mantissa
+
+
+@pytest.mark.parametrize("activation", ACTIVATIONS, ids=lambda f: f.__name__)
+def test_activation_on_plain_input_gets_and_gives_plain_arrays(activation):
+    x = randn(1, (2, 3, 4, 4))
+    layer = ConvolutionTranspose((3, 3), 5, strides=2, pad=True, activation=activation, init_bias=0.25).build(KEY, x)
+    y = layer(x)
+    assert not isinstance(y, u.Quantity)
+    np.testing.assert_allclose(y, activation(_lax_reference(x, layer)), rtol=1e-5, atol=1e-6)
+
+
+@pytest.mark.parametrize("activation", ACTIVATIONS, ids=lambda f: f.__name__)
+def test_activation_on_dimensionless_quantity_gives_dimensionless_quantity(activation):
+    x = randn(2, (2, 3, 4, 4))
+    layer = ConvolutionTranspose((3, 3), 5, strides=2, pad=True, activation=activation, init_bias=0.25).build(KEY, x)
+    y = layer(u.Quantity(x, unit=u.UNITLESS))
+    assert isinstance(y, u.Quantity)
+    assert y.unit == u.UNITLESS
+    np.testing.assert_allclose(y.mantissa, activation(_lax_reference(x, layer)), rtol=1e-5, atol=1e-6)
+
+
+def test_activation_on_dimensioned_output_gets_a_quantity():
+    x = randn(3, (2, 3, 4, 4))
+    layer = ConvolutionTranspose(
+        (3, 3), 5, strides=2, pad=True, activation=u.math.relu, init=randn(4, (3, 5, 3, 3)) * u.nS
+    )
+    layer = layer.build(KEY, x * u.mV)
+    y = layer(x * u.mV)
+    assert y.unit == u.mV * u.nS
+    np.testing.assert_allclose(y.mantissa, jax.nn.relu(_lax_reference(x, layer)), rtol=1e-5, atol=1e-6)
+
+
+@pytest.mark.parametrize("activation", ACTIVATIONS, ids=lambda f: f.__name__)
+def test_unit_unaware_activation_on_dimensioned_output_names_layer_and_unit(activation):
+    x = jnp.ones((1, 2, 4, 4)) * u.mV
+    layer = ConvolutionTranspose((3, 3), 2, activation=activation, init=1.0 * u.nS, name="up").build(KEY, x)
+    with pytest.raises(
+        TypeError,
+        match=r"ConvolutionTranspose 'up': `activation` \(\w+\) failed on the layer's "
+        r"output, a Quantity in pA(?s:.*)saiunit\.math\.relu",
+    ):
+        layer(x)
+
+
+def test_build_takes_new_and_raw_keys():
+    x = jnp.ones((1, 2, 4, 4))
+    new = ConvolutionTranspose((3, 3), 2).build(jax.random.key(7), x)
+    raw = ConvolutionTranspose((3, 3), 2).build(jax.random.PRNGKey(7), x)
+    np.testing.assert_array_equal(new.W.mantissa, raw.W.mantissa)

@@ -16,6 +16,9 @@ import numpy as np
 import pytest
 import saiunit as u
 
+#: Slow (runs the example scripts): skipped by the fast loop, `python -m pytest -m "not slow"`.
+pytestmark = pytest.mark.slow
+
 EXAMPLES = Path(__file__).resolve().parent.parent / "examples"
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 
@@ -119,3 +122,17 @@ def test_example_has_a_docstring_and_main(name):
     namespace = load(name)
     assert namespace["__doc__"].strip()
     assert callable(namespace["main"])
+
+
+# --- [frontends] examples/brainstate_synapse.py ---------------------------------------------
+
+
+def test_brainstate_synapse(tmp_path):
+    result = load("brainstate_synapse.py")["main"](tmp_path, steps=40)
+    assert_png(tmp_path / "brainstate_synapse.png")
+    assert result["t"].unit == u.ms
+    assert result["learned"].unit == u.nS
+    assert result["true"].unit == u.nS
+    assert result["losses"].unit == u.pA**2
+    losses = result["losses"].to_decimal(u.pA**2)
+    assert losses[-1] < 0.1 * losses[0]

@@ -30,6 +30,9 @@ from jax import lax
 import unitconv
 from tests.oracles import reachable_input_sizes
 
+#: Slow (fuzzing): skipped by the fast loop, `python -m pytest -m "not slow"`.
+pytestmark = pytest.mark.slow
+
 SPATIAL_CHARS = "HWD"
 MAX_SPATIAL = {1: 7, 2: 5, 3: 3}
 

@@ -99,7 +99,10 @@ def test_conv_transpose_equals_flax(kernel_size, strides, padding, dilation, tra
         layer = ul.ConvTranspose(**kw, method=method)
         xin = x
     variables = layer.init(KEY, xin)
-    assert variables["params"]["kernel"].unit == u.UNITLESS
+    if unitless:
+        assert variables["params"]["kernel"].unit == u.UNITLESS
+    else:
+        assert not isinstance(variables["params"]["kernel"], u.Quantity)
     assert_same_tree_shapes(variables, ref_vars)
     for got, want in zip(jax.tree.leaves(strip(variables)), jax.tree.leaves(ref_vars), strict=True):
         np.testing.assert_array_equal(got, want)
@@ -119,9 +122,9 @@ def test_conv_transpose_equals_flax(kernel_size, strides, padding, dilation, tra
         np.testing.assert_array_equal(mantissa(y), expected)
 
 
-@pytest.mark.parametrize("kernel_unit", ["default", None])
+@pytest.mark.parametrize("kernel_unit", ["default", None, u.UNITLESS])
 @pytest.mark.parametrize("module", ["ConvTranspose", "Conv"])
-def test_default_kernel_is_a_dimensionless_quantity_and_plain_in_gives_plain_out(module, kernel_unit):
+def test_default_params_are_plain_a_given_kernel_unit_makes_quantities(module, kernel_unit):
     x = randn(9, (2, 5, 2))
     kw = {} if kernel_unit == "default" else {"kernel_unit": kernel_unit}
     layer = getattr(ul, module)(4, (3,), method="lax", **kw) if module == "ConvTranspose" else ul.Conv(4, (3,), **kw)
@@ -130,9 +133,12 @@ def test_default_kernel_is_a_dimensionless_quantity_and_plain_in_gives_plain_out
     theirs = ref.init(KEY, x)
     for name in ("kernel", "bias"):
         param = variables["params"][name]
-        assert isinstance(param, u.Quantity), name
-        assert param.unit == u.UNITLESS, name
-        np.testing.assert_array_equal(param.mantissa, theirs["params"][name])
+        if kernel_unit is u.UNITLESS:
+            assert isinstance(param, u.Quantity), name
+            assert param.unit == u.UNITLESS, name
+        else:  # kernel_unit=None: plain arrays, exactly flax's
+            assert not isinstance(param, u.Quantity), name
+        np.testing.assert_array_equal(mantissa(param), theirs["params"][name])
     # Plain array in, plain array out, equal to flax's module on the same mantissas.
     y = layer.apply(variables, x)
     assert not isinstance(y, u.Quantity)
@@ -150,6 +156,55 @@ def test_default_kernel_is_a_dimensionless_quantity_and_plain_in_gives_plain_out
     assert yo.unit == u.UNITLESS
 
 
+@pytest.mark.parametrize("module", ["ConvTranspose", "Conv"])
+def test_plain_params_with_a_quantity_input_bias_in_the_input_unit(module):
+    """kernel_unit=None, input in mV: plain flax parameters, output in mV, the plain bias read in mV."""
+    x = randn(8, (2, 5, 2))
+    ref = getattr(nn, module)(3, (3,), bias_init=nn.initializers.normal(1.0))
+    theirs = ref.init(KEY, x)
+    layer = getattr(ul, module)(3, (3,), bias_init=nn.initializers.normal(1.0))
+    variables = layer.init(KEY, x * u.mV)
+    assert not isinstance(variables["params"]["bias"], u.Quantity)
+    y = layer.apply(variables, x * u.mV)
+    assert y.unit == u.mV
+    np.testing.assert_allclose(y.mantissa, ref.apply(theirs, x), rtol=1e-6, atol=1e-6)
+
+
+def _norm_wrapped(wrapper, layer):
+    if wrapper == "WeightNorm":
+        return nn.WeightNorm(layer), {}
+    return nn.SpectralNorm(layer), {"update_stats": True}
+
+
+@pytest.mark.parametrize("wrapper", ["WeightNorm", "SpectralNorm"])
+@pytest.mark.parametrize("module", ["ConvTranspose", "Conv"])
+def test_flax_norm_wrappers_match_flax_modules(module, wrapper):
+    """nn.WeightNorm / nn.SpectralNorm around our default layer: flax's parameter tree and values."""
+    x = randn(5, (2, 6, 6, 3))
+    ours, kw = _norm_wrapped(wrapper, getattr(ul, module)(4, (3, 3)))
+    theirs, _ = _norm_wrapped(wrapper, getattr(nn, module)(4, (3, 3)))
+    v_ours, v_theirs = ours.init(KEY, x, **kw), theirs.init(KEY, x, **kw)
+    assert jax.tree.map(jnp.shape, v_ours) == jax.tree.map(jnp.shape, v_theirs)
+    if wrapper == "WeightNorm":
+        assert "layer_instance/kernel/scale" in v_ours["params"]
+    y, _ = ours.apply(v_ours, x, mutable=True, **kw)
+    want, _ = theirs.apply(v_theirs, x, mutable=True, **kw)
+    np.testing.assert_allclose(y, want, rtol=1e-5, atol=1e-5)
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="flax's norm wrappers walk the parameter's pytree key path; a Quantity's leaf adds an integer "
+    "key, so WeightNorm names its scale 'kernel/0/scale' and SpectralNorm fails to join the path",
+)
+@pytest.mark.parametrize("wrapper", ["WeightNorm", "SpectralNorm"])
+def test_flax_norm_wrappers_with_quantity_params(wrapper):
+    x = randn(5, (2, 6, 6, 3))
+    ours, kw = _norm_wrapped(wrapper, ul.Conv(4, (3, 3), kernel_unit=u.nS))
+    variables = ours.init(KEY, x * u.mV, **kw)
+    assert "layer_instance/kernel/scale" in variables["params"]
+
+
 def test_default_layer_trains_with_plain_flax_code():
     """nn.relu and a plain loss after a default (dimensionless) layer, as after flax's."""
     x = randn(3, (4, 6, 2))
@@ -164,8 +219,8 @@ def test_default_layer_trains_with_plain_flax_code():
     grads = jax.grad(loss)(variables["params"], layer)
     ref_grads = jax.grad(loss)(ref.init(KEY, x)["params"], ref)
     for name in ("kernel", "bias"):
-        assert grads[name].unit == u.UNITLESS
-        np.testing.assert_allclose(grads[name].mantissa, ref_grads[name], rtol=1e-6, atol=1e-7)
+        assert not isinstance(grads[name], u.Quantity)
+        np.testing.assert_allclose(grads[name], ref_grads[name], rtol=1e-6, atol=1e-7)
 
 
 @pytest.mark.parametrize("module", ["ConvTranspose", "Conv"])
@@ -592,7 +647,7 @@ def test_linen_needs_flax_but_unitconv_does_not(monkeypatch):
     with pytest.raises(ImportError):
         unitconv.linen  # noqa: B018
     layer = unitconv.ConvolutionTranspose(2, 1, init=1.0).build(KEY, jnp.ones((1, 1, 2)))
-    np.testing.assert_array_equal(layer(jnp.ones((1, 1, 2))).mantissa, [[[1.0, 2.0, 1.0]]])
+    np.testing.assert_array_equal(layer(jnp.ones((1, 1, 2))), [[[1.0, 2.0, 1.0]]])
 
 
 # ---------------------------------------------------------------------------

@@ -19,6 +19,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+#: Slow (subprocesses on simulated devices): skipped by the fast loop, `python -m pytest -m "not slow"`.
+pytestmark = pytest.mark.slow
+
 SCRIPT = Path(__file__).with_name("sharding_cases.py")
 DOCS_PAGE = Path(__file__).resolve().parent.parent / "docs" / "scaling.md"
 
@@ -58,6 +61,7 @@ def sharding_run() -> tuple[int, dict[str, dict], str]:
     env = dict(os.environ)
     env["XLA_FLAGS"] = (env.get("XLA_FLAGS", "") + " --xla_force_host_platform_device_count=8").strip()
     env["JAX_PLATFORMS"] = "cpu"
+    env["PJRT_NPROC"] = "16"  # two pool threads per simulated device: collectives never starve (docs/scaling.md)
     proc = subprocess.run(
         [sys.executable, str(SCRIPT)], capture_output=True, text=True, env=env, timeout=600, check=False
     )
@@ -95,6 +99,7 @@ def _start(program: Path, n_processes: int, process_id: int, port: int, devices:
     env.update(
         XLA_FLAGS=f"--xla_force_host_platform_device_count={devices}",
         JAX_PLATFORMS="cpu",
+        PJRT_NPROC=str(2 * devices),
         COORDINATOR=f"127.0.0.1:{port}",
         NUM_PROCESSES=str(n_processes),
         PROCESS_ID=str(process_id),

@@ -1,6 +1,6 @@
 """unitconv: unit-aware convolutions for JAX (public re-exports, ``__all__`` and ``__version__``).
 
-The convolutions of :mod:`jax.lax`, on saiunit / brainunit ``Quantity``
+The convolutions of `jax.lax`, on saiunit / brainunit ``Quantity``
 arrays: units are stripped from the input and the kernel, jax.lax runs on the
 raw mantissas, and the product unit is put back (mV with nS gives pA).
 Incompatible units are rejected before anything is computed.
@@ -21,11 +21,13 @@ from unitconv._functional import (
 
 
 def __getattr__(name: str):
-    # `unitconv.linen` needs flax (the optional `[flax]` extra): import it only when asked for.
-    if name == "linen":
+    # The front-ends need their frameworks (the `[flax]` and `[brainstate]` extras): import them
+    # only when asked for.
+    # unitconv.signal needs no extra; it is imported on use too (it adds import time).
+    if name in ("linen", "nnx", "brainstate", "signal"):
         import importlib
 
-        return importlib.import_module("unitconv.linen")
+        return importlib.import_module(f"unitconv.{name}")
     msg = f"module 'unitconv' has no attribute {name!r}"
     raise AttributeError(msg)
 

@@ -4,7 +4,7 @@
 layer; ``.build(key, x)`` infers the input depth from an example input (or
 its shape), creates the weights ``W`` and ``b`` as Quantities and returns the
 built layer, a JAX pytree whose leaves are the mantissas of ``W`` and ``b``.
-Calling it runs :func:`unitconv.conv_transpose` with ``W`` as a PyTorch-layout
+Calling it runs `unitconv.conv_transpose` with ``W`` as a PyTorch-layout
 kernel (``'OIHW'``-like, ``transpose_kernel=True``), adds ``b`` and applies the
 activation.
 """
@@ -12,6 +12,7 @@ activation.
 from __future__ import annotations
 
 import dataclasses
+import sys
 from collections.abc import Callable, Sequence
 from typing import Any
 
@@ -20,8 +21,7 @@ import jax.numpy as jnp
 import numpy as np
 import saiunit as u
 
-from unitconv import _checks, _layer, _layout, _units
-from unitconv._functional import conv_transpose
+from unitconv import _checks, _functional, _layer, _layout, _units
 
 Quantity = u.Quantity
 Unit = u.Unit
@@ -35,9 +35,12 @@ def identity(x: Any) -> Any:
     return x
 
 
-#: The default ``init``: Glorot/Xavier uniform, with fans taken from W's
-#: (input_depth, num_filters, *filter_shape) layout.
-glorot_uniform_default = jax.nn.initializers.glorot_uniform(in_axis=0, out_axis=1)
+def glorot_uniform_default(key: Any, shape: Sequence[int], dtype: Any = jnp.float32) -> Any:
+    """The default ``init``: Glorot/Xavier uniform, fans from W's (input_depth, num_filters, *filter_shape) layout.
+
+    A module-level function (not a closure), so that an unbuilt layer pickles.
+    """
+    return jax.nn.initializers.glorot_uniform(in_axis=0, out_axis=1)(key, shape, dtype)
 
 
 # ---------------------------------------------------------------------------
@@ -164,7 +167,7 @@ class _Config:
         return tuple(pads[m][i] for i, m in enumerate(modes)), None
 
     def geometry(self, lhs_shape: tuple[int, ...], rhs_shape: tuple[int, ...]) -> tuple[Any, Any]:
-        """:meth:`padding_args`, checked (messages name this layer) before anything is computed."""
+        """`padding_args`, checked (messages name this layer) before anything is computed."""
         padding, output_shape = self.padding_args(lhs_shape, rhs_shape)
         _plan(self.where(), lhs_shape, rhs_shape, self.strides, padding, output_shape)
         return padding, output_shape
@@ -188,7 +191,7 @@ def _plan(fn: str, lhs_shape: Any, rhs_shape: Any, strides: Any, padding: Any, o
 class UnbuiltConvolutionTranspose:
     """A ConvolutionTranspose layer whose input depth is not known yet.
 
-    Returned by :func:`ConvolutionTranspose`; call :meth:`build` to get the
+    Returned by `ConvolutionTranspose`; call `build` to get the
     layer.
     """
 
@@ -226,6 +229,7 @@ class UnbuiltConvolutionTranspose:
         """
         cfg = self.config
         fn = cfg.where()
+        _layer.check_key(fn, key)
         if _is_shape(x):
             shape, dtype = tuple(int(v) for v in x), jnp.result_type(float)
             x_unit = _units.check_unit(fn, "in_unit", in_unit)
@@ -237,6 +241,9 @@ class UnbuiltConvolutionTranspose:
             shape = tuple(x_m.shape)
             dtype = x_m.dtype if jnp.issubdtype(x_m.dtype, jnp.inexact) else jnp.result_type(float)
         _, depth, spatial = cfg.split_input(shape, "`x`")
+        if 0 in shape:
+            msg = f"{fn}: `x` must have no zero-size axis, got shape {shape}."
+            raise ValueError(msg)
         uses_key = callable(self.init) or (cfg.bias and callable(self.init_bias))
         w_key, b_key = jax.random.split(key) if uses_key else (key, key)
         w_shape = cfg.kernel_shape(depth)
@@ -294,13 +301,17 @@ class ConvolutionTransposeLayer:
     def __call__(self, x: Any) -> Any:
         """Apply the layer to ``x`` of shape ``(*batch, depth, *spatial)`` (no depth axis with reduction_rank=0).
 
-        Returns a Quantity of shape ``(*batch, num_filters, *spatial_out)``
-        (no filter axis with ``num_filters=()``) in ``unit(x) * unit(W)``,
-        after the activation.
+        Returns ``(*batch, num_filters, *spatial_out)`` (no filter axis with
+        ``num_filters=()``) in ``unit(x) * unit(W)``, after the activation; a
+        plain array for a plain ``x`` and a dimensionless ``W`` (the linen
+        rule, :func:`unitconv._layer.activate`).
         """
         cfg = self.config
         fn = cfg.where()
         x_m, x_unit = _units.split(fn, "x", x)
+        if not jnp.issubdtype(x_m.dtype, jnp.inexact):
+            msg = f"{fn}: `x` must have a floating dtype like the layer's weights, got {x_m.dtype}. Cast it first."
+            raise TypeError(msg)
         batch, depth, spatial = cfg.split_input(tuple(x_m.shape), "the input")
         w_shape = tuple(self.W.shape)
         if cfg.reduction_rank and depth != w_shape[0]:
@@ -322,21 +333,25 @@ class ConvolutionTransposeLayer:
         lhs = x.reshape((n_items, depth, *spatial))
         internal = cfg.internal_kernel_shape(depth)
         rhs = self.W.reshape(internal)
+        b = self.b
+        if _layer.plain_output(x, rhs, None):  # the linen rule: plain in, dimensionless layer -> plain out
+            rhs = _units.mantissa_of(rhs)
+            b = None if b is None else _units.map_mantissa(b, lambda m: m)
         padding, output_shape = cfg.geometry(tuple(lhs.shape), internal)
-        y = conv_transpose(
+        y = _functional._transpose(
+            fn,
             lhs,
             rhs,
-            cfg.strides,
-            padding,
-            None,
-            _layout.channels_first(cfg.n + 2),
-            True,
+            strides=cfg.strides,
+            padding=padding,
+            dimension_numbers=_layout.channels_first(cfg.n + 2),
+            transpose_kernel=True,
             output_shape=output_shape,
         )
         y = y.reshape(batch + cfg.num_filters + tuple(y.shape[2:]))
-        if self.b is not None:
-            y = _units.add(fn, y, self.b)
-        return cfg.activation(y)
+        if b is not None:
+            y = _units.add(fn, y, b)
+        return _layer.activate(fn, cfg.activation, y)
 
 
 jax.tree_util.register_dataclass(ConvolutionTransposeLayer, data_fields=["W", "b"], meta_fields=["config"])
@@ -363,7 +378,7 @@ def ConvolutionTranspose(
     channels-first items ``(depth, *spatial)`` with optional leading batch
     axes. Returns an unbuilt layer; ``.build(key, x)`` creates ``W`` (shape
     ``(input_depth, num_filters, *filter_shape)``) and ``b`` as Quantities.
-    The built layer computes :func:`unitconv.conv_transpose` with ``W`` as an
+    The built layer computes `unitconv.conv_transpose` with ``W`` as an
     ``'OIHW'``-like kernel and ``transpose_kernel=True`` (``pad`` False is
     ``'VALID'``, True is ``'SAME'``, per axis), adds ``b`` and applies
     ``activation``.
@@ -376,8 +391,12 @@ def ConvolutionTranspose(
     num_filters : int, None or ()
         Output depth. ``None`` or ``()`` gives outputs without a depth axis.
     activation : callable
-        Applied last, to a Quantity (use unit-aware functions such as
-        ``saiunit.math.relu``). Default: identity.
+        Applied last. A plain output (plain ``x``, dimensionless ``W``) and a
+        dimensionless Quantity output reach it as plain arrays (the latter
+        comes back a dimensionless Quantity); a dimensioned output reaches it
+        as a Quantity, so use a unit-aware function such as
+        ``saiunit.math.relu`` (a TypeError naming the layer and the unit says
+        so otherwise). Default: identity.
     init : scalar, array, Quantity or initialiser
         Initial W. A scalar fills W; an array or Quantity must have W's
         shape; an initialiser is called as ``init(key, W.shape, dtype)``. W
@@ -400,7 +419,7 @@ def ConvolutionTranspose(
         must have that dimension. Default: 0.
     output_shape : int or sequence of int, optional
         The spatial output shape (an int for every axis), resolving the
-        ambiguity of strides > 1 as in :func:`unitconv.conv_transpose`: a
+        ambiguity of strides > 1 as in `unitconv.conv_transpose`: a
         forward convolution with the same settings must map it back onto the
         input's spatial shape.
     max_temp_mem_size_in_samples : int
@@ -485,3 +504,9 @@ def ConvolutionTranspose(
         name=name,
     )
     return UnbuiltConvolutionTranspose(config, _check_init("init", init), _check_init("init_bias", init_bias))
+
+
+if "flax.serialization" in sys.modules:  # flax already loaded: checkpoints of built layers work (unitconv._flax)
+    from unitconv import _flax
+
+    _flax.register()

@@ -73,7 +73,7 @@ def conv_general_dilated(
 ) -> Any:
     """General n-dimensional convolution of quantities, with optional dilation.
 
-    Unit-aware :func:`jax.lax.conv_general_dilated`: the mantissas of ``lhs``
+    Unit-aware `jax.lax.conv_general_dilated`: the mantissas of ``lhs``
     and ``rhs`` go to jax.lax unchanged and the result carries
     ``unit(lhs) * unit(rhs)``.
 
@@ -173,7 +173,7 @@ def conv(
 ) -> Any:
     """Convolution of quantities in the default ``NCHW``/``OIHW`` layout.
 
-    Unit-aware :func:`jax.lax.conv`; see :func:`conv_general_dilated` for the
+    Unit-aware `jax.lax.conv`; see `conv_general_dilated` for the
     unit rules and errors.
 
     Parameters
@@ -190,7 +190,7 @@ def conv(
     out_unit : saiunit.Unit, optional
         Return the result in this unit.
     method : str, optional
-        As for :func:`conv_general_dilated`.
+        As for `conv_general_dilated`.
 
     Returns
     -------
@@ -236,8 +236,8 @@ def conv_with_general_padding(
 ) -> Any:
     """Convolution of quantities with explicit padding and dilation.
 
-    Unit-aware :func:`jax.lax.conv_with_general_padding` (``NCHW``/``OIHW``);
-    see :func:`conv_general_dilated` for the unit rules and errors.
+    Unit-aware `jax.lax.conv_with_general_padding` (``NCHW``/``OIHW``);
+    see `conv_general_dilated` for the unit rules and errors.
 
     Parameters
     ----------
@@ -254,7 +254,7 @@ def conv_with_general_padding(
     out_unit : saiunit.Unit, optional
         Return the result in this unit.
     method : str, optional
-        As for :func:`conv_general_dilated`.
+        As for `conv_general_dilated`.
 
     Returns
     -------
@@ -307,7 +307,7 @@ def conv_transpose(
 ) -> Any:
     """N-d transposed ("fractionally strided") convolution of quantities.
 
-    Unit-aware :func:`jax.lax.conv_transpose`, plus output padding, a
+    Unit-aware `jax.lax.conv_transpose`, plus output padding, a
     requested output shape, feature groups, circular padding and a choice of
     algorithm. The result carries ``unit(lhs) * unit(rhs)``. With
     ``method='xla'`` and without the other keyword-only extras, the call is
@@ -353,7 +353,7 @@ def conv_transpose(
     output_shape : sequence of int, optional
         The spatial output shape wanted (as CNTK's and TF's
         ``output_shape``). With ``'SAME'``/``'VALID'`` the result is exactly
-        the vjp of the forward :func:`conv_general_dilated` (same strides,
+        the vjp of the forward `conv_general_dilated` (same strides,
         padding string and rhs_dilation) whose input has this spatial shape;
         the shape must be one that forward convolution maps back onto lhs's
         spatial shape. With explicit pairs it means ``output_padding =
@@ -399,7 +399,7 @@ def conv_transpose(
     Quantity or jax.Array
         A Quantity in ``unit(lhs) * unit(rhs)`` (or ``out_unit``) if either
         operand is a Quantity or ``out_unit`` is given; otherwise the plain
-        array. Its shape is :func:`conv_transpose_shape`'s.
+        array. Its shape is `conv_transpose_shape`'s.
 
     Raises
     ------
@@ -437,7 +437,46 @@ def conv_transpose(
     >>> unitconv.conv_transpose(v, g, (2,), "CIRCULAR").mantissa[0, :, 0].tolist()
     [1.0, 1.0, 1.0, 1.0, 1.0, 1.0]
     """
-    fn = "conv_transpose"
+    return _transpose(
+        "conv_transpose",
+        lhs,
+        rhs,
+        strides=strides,
+        padding=padding,
+        rhs_dilation=rhs_dilation,
+        dimension_numbers=dimension_numbers,
+        transpose_kernel=transpose_kernel,
+        precision=precision,
+        preferred_element_type=preferred_element_type,
+        use_consistent_padding=use_consistent_padding,
+        output_padding=output_padding,
+        output_shape=output_shape,
+        feature_group_count=feature_group_count,
+        out_unit=out_unit,
+        method=method,
+    )
+
+
+def _transpose(
+    fn: str,
+    lhs: Any,
+    rhs: Any,
+    *,
+    strides: Any,
+    padding: Any,
+    rhs_dilation: Any = None,
+    dimension_numbers: Any = None,
+    transpose_kernel: bool = False,
+    precision: Any = None,
+    preferred_element_type: Any = None,
+    use_consistent_padding: bool = False,
+    output_padding: Any = None,
+    output_shape: Any = None,
+    feature_group_count: Any = 1,
+    out_unit: Any = None,
+    method: Any = "auto",
+) -> Any:
+    """Body of :func:`conv_transpose`; ``fn`` names the caller in errors (a layer passes its name)."""
     lhs_m, lhs_unit = _units.split(fn, "lhs", lhs)
     rhs_m, rhs_unit = _units.split(fn, "rhs", rhs)
     result = _units.product_unit(fn, lhs_unit, rhs_unit, out_unit)
@@ -480,10 +519,10 @@ def conv_transpose_shape(
     output_shape: Sequence[int] | None = None,
     feature_group_count: int = 1,
 ) -> tuple[int, ...]:
-    """Full output shape of :func:`conv_transpose`, computing nothing.
+    """Full output shape of `conv_transpose`, computing nothing.
 
     Takes the shapes of ``lhs`` and ``rhs`` and the same arguments as
-    :func:`conv_transpose` (without precision and dtype, which do not change
+    `conv_transpose` (without precision and dtype, which do not change
     the shape), and runs the same checks, with the same messages.
 
     Parameters
@@ -491,9 +530,9 @@ def conv_transpose_shape(
     lhs_shape, rhs_shape : sequence of int
         Shapes of the input and of the kernel.
     strides, padding, rhs_dilation, dimension_numbers, transpose_kernel, use_consistent_padding
-        As for :func:`conv_transpose`.
+        As for `conv_transpose`.
     output_padding, output_shape, feature_group_count
-        As for :func:`conv_transpose`.
+        As for `conv_transpose`.
 
     Returns
     -------
@@ -503,7 +542,7 @@ def conv_transpose_shape(
     Raises
     ------
     TypeError, ValueError
-        Exactly as :func:`conv_transpose` would, before anything is computed.
+        Exactly as `conv_transpose` would, before anything is computed.
 
     Examples
     --------

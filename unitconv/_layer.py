@@ -16,6 +16,10 @@ framework glue on these functions:
   the output (``out_unit``, else ``unit(input) * unit(kernel)``).
 * :func:`plain_output` is the plain-array rule: a plain input to a
   dimensionless layer without ``out_unit`` gives a plain output.
+* :func:`construction_units` is the unit rule for front-ends that create
+  parameters at construction (flax.nnx): plain without ``kernel_unit``, the
+  bias in ``out_unit`` or ``in_unit * kernel_unit``.
+* :func:`promote` applies a framework's dtype promotion to the mantissas.
 * :func:`check_transpose` validates a transposed layer's geometry
   (``output_padding``, ``output_shape``) under the layer's name before any
   parameter is drawn.
@@ -30,9 +34,10 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+import jax.numpy as jnp
 import numpy as np
 
-from unitconv import _checks, _plan, _units
+from unitconv import _checks, _geometry, _plan, _units
 
 Unit = _units.Unit
 
@@ -180,3 +185,135 @@ def check_transpose(
         output_shape=output_shape,
         feature_group_count=feature_group_count,
     )
+
+
+def require_extra(module: str, extra: str, importer: str) -> None:
+    """Raise an ImportError naming the pip extra when the optional ``module`` is not installed."""
+    import importlib.util
+
+    try:
+        found = importlib.util.find_spec(module) is not None
+    except (ImportError, ValueError):  # a module set to None in sys.modules, or without a spec
+        found = False
+    if not found:
+        msg = (
+            f"{importer} needs the optional dependency {module!r}, which is not installed. Install it with "
+            f'the [{extra}] extra: pip install "jax-unitconv[{extra}]".'
+        )
+        raise ImportError(msg, name=module)
+
+
+def activate(fn: str, activation: Callable[[Any], Any], y: Any) -> Any:
+    """Apply a layer's activation under the linen unit rule.
+
+    A plain output goes to the activation as it is. A dimensionless Quantity
+    goes to it as a plain value (in the unit 1) and the result is a
+    dimensionless Quantity again. A dimensioned Quantity goes to it as a
+    Quantity; an activation that cannot take one raises a TypeError naming
+    the layer and the unit.
+    """
+    if not isinstance(y, _units.Quantity):
+        return activation(y)
+    if y.unit.dim == _units.UNITLESS.dim:
+        plain = y.mantissa if y.unit == _units.UNITLESS else y.in_unit(_units.UNITLESS).mantissa
+        return _units.Quantity(activation(plain), unit=_units.UNITLESS)
+    try:
+        return activation(y)
+    except Exception as e:  # the activation is the user's: any failure on a Quantity gets the same advice
+        name = getattr(activation, "__name__", repr(activation))
+        why = f"{type(e).__name__}: {str(e).strip().rstrip('.')}"
+        msg = (
+            f"{fn}: `activation` ({name}) failed on the layer's output, a Quantity in "
+            f"{_units.describe(y.unit)}: {why}. Use a unit-aware activation such as saiunit.math.relu, "
+            "or give the layer dimensionless units."
+        )
+        raise TypeError(msg) from e
+
+
+def check_key(fn: str, key: Any) -> Any:
+    """A JAX PRNG key (new-style ``jax.random.key`` or a raw uint32 ``PRNGKey``) for ``build``/``init``."""
+    import jax
+    import jax.numpy as jnp
+
+    dtype = getattr(key, "dtype", None)
+    ok = dtype is not None and (
+        jnp.issubdtype(dtype, jax.dtypes.prng_key) or (dtype == jnp.uint32 and tuple(key.shape) == (2,))
+    )
+    if not ok:
+        msg = (
+            f"{fn}: `key` must be a JAX random key (jax.random.key(0) or jax.random.PRNGKey(0)), "
+            f"got {key!r} ({type(key).__name__})."
+        )
+        raise TypeError(msg)
+    return key
+
+
+def construction_units(
+    fn: str, *, kernel_unit: Any, in_unit: Any, out_unit: Any, use_bias: bool
+) -> tuple[Unit | None, Unit | None]:
+    """The kernel's and the bias's units for a layer that creates its parameters at construction.
+
+    The rule of the front-ends whose parameters exist before any input does
+    (flax.nnx): ``kernel_unit=None`` gives a plain-array kernel; the bias is
+    in ``out_unit`` if given, else in ``in_unit * kernel_unit``, else plain
+    when neither ``kernel_unit`` nor ``in_unit`` is given. A ``kernel_unit``
+    with a bias but neither ``in_unit`` nor ``out_unit`` leaves the bias's
+    unit unknown and raises ValueError, naming the layer.
+    """
+    unit_attributes(fn, kernel_unit, in_unit, out_unit)
+    kernel_unit = _units.check_unit(fn, "kernel_unit", kernel_unit)
+    in_unit = _units.check_unit(fn, "in_unit", in_unit)
+    out_unit = _units.check_unit(fn, "out_unit", out_unit, example="pA")
+    if not use_bias:
+        return kernel_unit, None
+    if out_unit is not None:
+        return kernel_unit, out_unit
+    if in_unit is None:
+        if kernel_unit is None:
+            return None, None
+        msg = (
+            f"{fn}: with `kernel_unit` (={kernel_unit}) and a bias, the bias's unit is "
+            f"unit(input) * {kernel_unit}, which is unknown when the layer is constructed: pass "
+            "`in_unit` or `out_unit`, or `use_bias=False`."
+        )
+        raise ValueError(msg)
+    return kernel_unit, _units.product_unit(fn, in_unit, kernel_unit).final
+
+
+def promote(
+    inputs: Any, values: tuple[Any, ...], out_unit: Unit | None, promote_mantissas: Callable[[tuple], tuple]
+) -> tuple[Any, ...]:
+    """A framework's dtype promotion applied to the mantissas of ``(x, kernel, bias)``.
+
+    ``promote_mantissas`` maps the tuple of mantissas (``None`` for no bias)
+    to the promoted tuple. For a plain output (:func:`plain_output`) the
+    values come back as plain arrays, so that the convolution returns one.
+    """
+    if plain_output(inputs, values[1], out_unit):
+        values = tuple(_units.mantissa_of(v) for v in values)
+    mantissas = promote_mantissas(tuple(_units.mantissa_of(v) for v in values))
+    return tuple(
+        None if v is None else _units.map_mantissa(v, lambda _, m=m: m) for v, m in zip(values, mantissas, strict=True)
+    )
+
+
+#: The flax padding modes that pre-pad the input and then run a 'VALID' convolution.
+PREPAD_MODES = ("CIRCULAR", "REFLECT", "CAUSAL")
+
+
+def prepad(x: Any, mode: str, kernel_size: tuple[int, ...], kernel_dilation: tuple[int, ...]) -> Any:
+    """Pad a (N, *spatial, C) input for flax's 'CIRCULAR', 'REFLECT' and 'CAUSAL' modes.
+
+    The padded input then goes through a 'VALID' convolution. For 'CIRCULAR'
+    and 'REFLECT' each spatial dimension gets ``((K - 1) // 2, K // 2)`` with
+    K the dilated kernel size; 'CAUSAL' (1-D) pads ``K - 1`` on the left only.
+    """
+    dilated = [_geometry.dilate(k, d) for k, d in zip(kernel_size, kernel_dilation, strict=True)]
+    if mode == "CAUSAL":
+        spatial = [(dilated[0] - 1, 0)]
+        jnp_mode = "constant"
+    else:
+        spatial = [((k - 1) // 2, k // 2) for k in dilated]
+        jnp_mode = "wrap" if mode == "CIRCULAR" else "reflect"
+    pads = [(0, 0), *spatial, (0, 0)]
+    return _units.map_mantissa(x, lambda m: jnp.pad(m, pads, mode=jnp_mode))

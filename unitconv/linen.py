@@ -1,23 +1,26 @@
 """flax.linen glue for unit-aware convolutions, on the layer core (unitconv._layer).
 
-:class:`ConvTranspose` and :class:`Conv` are drop-in replacements for
+`ConvTranspose` and `Conv` are drop-in replacements for
 ``flax.linen.ConvTranspose`` and ``flax.linen.Conv``: same attributes (names,
 order, defaults), same ``'kernel'`` and ``'bias'`` parameters with the same
 shapes, and the same call semantics (channels-last inputs with any number of
 leading batch dimensions, or one unbatched example). They compute through
-:func:`unitconv.conv_transpose` and :func:`unitconv.conv_general_dilated`, so
+`unitconv.conv_transpose` and `unitconv.conv_general_dilated`, so
 units follow the one rule of the package: ``unit(input) * unit(kernel)``.
 
 Three keyword-only attributes add units:
 
 ``kernel_unit``
-    The unit of the kernel; the default ``u.UNITLESS`` is dimensionless
-    (``None`` means the same). The ``'kernel'`` parameter is a ``Quantity``
-    in this unit, and ``kernel_init`` draws its mantissa, so with the default
+    The unit of the kernel. With the default ``None`` the ``'kernel'`` and
+    ``'bias'`` parameters are plain arrays, exactly flax's (a dimensionless
+    kernel; the bias is read in the output's unit), so flax's wrappers
+    (``nn.WeightNorm``, ``nn.SpectralNorm``), summaries and checkpoints work
+    unchanged. Given (``u.UNITLESS`` included), the kernel is a ``Quantity``
+    in this unit and ``kernel_init`` draws its mantissa, so with the default
     initialisers the mantissas are exactly the values flax draws.
 ``in_unit``
     The unit the input is expected in, or ``None`` to accept any unit. An
-    input of another dimension raises :class:`saiunit.DimensionMismatchError`
+    input of another dimension raises `saiunit.DimensionMismatchError`
     naming the module and both units, an input in a compatible unit (V for a
     mV layer) is converted, and a plain array given to a layer with a
     dimensioned ``in_unit`` is rejected.
@@ -40,27 +43,26 @@ mantissa and whose unit is static metadata, so:
 * optax transformations and ``optax.apply_updates`` act on the mantissas
   leaf by leaf; the units ride along unchanged.
 * ``flax.serialization`` cannot store a Quantity by itself. Importing this
-  module registers a handler that stores a Quantity as
+  module registers (`unitconv._flax`) a handler that stores a Quantity as
   ``{'mantissa': array, 'unit': str(unit)}``; restoring checks that the stored
   unit is the target's unit (a bare array, e.g. from a flax checkpoint, is
   read as the mantissa in the target's unit).
 
-The bias is a Quantity in ``out_unit``, or else in ``unit(input) *
+With a ``kernel_unit`` given, the bias is a Quantity in ``out_unit``, or else in ``unit(input) *
 kernel_unit`` (with ``in_unit=None`` the unit of the input given to ``init``
 fixes it; a plain-array input counts as dimensionless).
 
 Plain arrays in, plain arrays out: when the input is a plain array, the
-kernel is dimensionless (``u.UNITLESS``, the default) and no ``out_unit`` is
+kernel is plain (the default) or dimensionless and no ``out_unit`` is
 given, the output is a plain array, as saiunit's own ``*`` returns a plain
 array for a dimensionless product. The module then computes exactly what
 flax's module computes from the same mantissas, and the usual flax code after
-it (``nn.relu(y)``, ``jnp.mean((y - t) ** 2)``) works unchanged. The
-parameters are still dimensionless Quantities; ``apply`` also takes flax's own
-plain-array parameters for a dimensionless layer.
+it (``nn.relu(y)``, ``jnp.mean((y - t) ** 2)``) works unchanged. ``apply``
+also takes flax's own plain-array parameters for a dimensionless layer.
 
 Differences from flax: the deprecated ``conv_general_dilated`` and
 ``conv_general_dilated_cls`` attributes of ``flax.linen.Conv`` are absent (they
-would bypass the unit rule); :class:`Conv` gains ``preferred_element_type``.
+would bypass the unit rule); `Conv` gains ``preferred_element_type``.
 """
 
 from __future__ import annotations
@@ -71,13 +73,16 @@ from typing import Any
 
 import jax.numpy as jnp
 import saiunit as u
-from flax import serialization
-from flax.linen import initializers
-from flax.linen.dtypes import promote_dtype
-from flax.linen.module import Module, compact
 
-from unitconv import _checks, _geometry, _layer, _layout, _units
-from unitconv._functional import conv_general_dilated, conv_transpose
+from unitconv import _layer
+
+_layer.require_extra("flax", "flax", "unitconv.linen")
+
+from flax.linen import initializers  # noqa: E402
+from flax.linen.dtypes import promote_dtype  # noqa: E402
+from flax.linen.module import Module, compact  # noqa: E402
+
+from unitconv import _checks, _flax, _functional, _layout, _units  # noqa: E402
 
 __all__ = ("Conv", "ConvTranspose")
 
@@ -88,34 +93,7 @@ DimensionMismatchError = u.DimensionMismatchError
 default_kernel_init = initializers.lecun_normal()
 
 #: Padding strings that Conv handles by padding the input itself, as flax does.
-_PREPAD_MODES = ("CIRCULAR", "REFLECT", "CAUSAL")
-
-
-# ---------------------------------------------------------------------------
-# flax.serialization support for Quantities
-# ---------------------------------------------------------------------------
-
-
-def _quantity_to_state_dict(q: Quantity) -> dict[str, Any]:
-    return {"mantissa": q.mantissa, "unit": str(q.unit)}
-
-
-def _quantity_from_state_dict(target: Quantity, state: Any) -> Quantity:
-    if isinstance(state, dict):
-        saved = state.get("unit")
-        if saved != str(target.unit):
-            msg = (
-                f"flax.serialization: the state at {serialization.current_path()!r} is in unit "
-                f"{saved!r}, but the target Quantity is in {str(target.unit)!r}. Restore into a target "
-                "with the same unit."
-            )
-            raise ValueError(msg)
-        return Quantity(state["mantissa"], unit=target.unit)
-    return Quantity(state, unit=target.unit)
-
-
-if not serialization.is_serializable(Quantity):
-    serialization.register_serialization_state(Quantity, _quantity_to_state_dict, _quantity_from_state_dict)
+_flax.register()  # checkpoints and summaries of Quantities (unitconv._flax)
 
 
 class _UnitConvBase(Module):
@@ -158,25 +136,30 @@ class _UnitConvBase(Module):
             if tuple(self.mask.shape) != kernel_shape:
                 msg = f"{fn}: `mask` must have the kernel's shape {kernel_shape}, got {tuple(self.mask.shape)}."
                 raise ValueError(msg)
-        kernel_unit = u.UNITLESS if self.kernel_unit is None else self.kernel_unit
-        init = _layer.param_init(fn, "kernel", self.kernel_init, kernel_unit)
+        # kernel_unit=None: plain parameters, exactly flax's (a plain bias is read in the output's unit).
+        plain = self.kernel_unit is None
+        init = _layer.param_init(fn, "kernel", self.kernel_init, None if plain else self.kernel_unit)
         kernel = self.param("kernel", init, kernel_shape, self.param_dtype)
-        _layer.check_param(fn, "kernel", kernel, kernel_unit, "the layer's `kernel_unit`")
+        _layer.check_param(fn, "kernel", kernel, self.kernel_unit, "the layer's `kernel_unit`")
         if self.mask is not None:
             kernel = _units.map_mantissa(kernel, lambda k: k * self.mask)
         if not self.use_bias:
             return kernel, None
         bias_unit, why = _layer.bias_unit(fn, x, kernel, self.out_unit)
         bias = self.param(
-            "bias", _layer.param_init(fn, "bias", self.bias_init, bias_unit), (features,), self.param_dtype
+            "bias",
+            _layer.param_init(fn, "bias", self.bias_init, None if plain else bias_unit),
+            (features,),
+            self.param_dtype,
         )
-        _layer.check_param(fn, "bias", bias, bias_unit, why)
+        if not (plain and not isinstance(bias, Quantity)):
+            _layer.check_param(fn, "bias", bias, bias_unit, why)
         return kernel, bias
 
     def _promote(self, inputs: Any, x: Any, kernel: Any, bias: Any) -> tuple[Any, Any, Any]:
         """flax's dtype promotion (``promote_dtype``), applied to the mantissas.
 
-        For a plain output (:func:`unitconv._layer.plain_output`) all three
+        For a plain output (`unitconv._layer.plain_output`) all three
         come back as plain arrays, so that the convolution returns one.
         """
         values = (x, kernel, bias)
@@ -192,7 +175,10 @@ class _UnitConvBase(Module):
     def _finish(fn: str, y: Any, bias: Any, batch_shape: tuple[int, ...], num_batch: int) -> Any:
         """Add the bias over the feature axis and restore the batch dimensions."""
         if bias is not None:
-            y = _units.add(fn, y, bias.reshape((1,) * (y.ndim - 1) + (-1,)))
+            bias = bias.reshape((1,) * (y.ndim - 1) + (-1,))
+            if isinstance(y, Quantity) and not isinstance(bias, Quantity):  # a plain bias is in the output's unit
+                bias = Quantity(bias, unit=y.unit)
+            y = _units.add(fn, y, bias)
         return _layer.restore_batch(y, batch_shape, num_batch)
 
 
@@ -202,7 +188,7 @@ class ConvTranspose(_UnitConvBase):
     Same attributes, parameters (``'kernel'`` of shape ``kernel_size +
     (in_features, features)``, or ``kernel_size + (features, in_features)``
     with ``transpose_kernel``; ``'bias'`` of shape ``(features,)``) and call
-    semantics as flax's module, computed by :func:`unitconv.conv_transpose`.
+    semantics as flax's module, computed by `unitconv.conv_transpose`.
     It also takes that function's ``output_padding``, ``output_shape`` and
     ``feature_group_count``. See the module docstring for how units are
     stored and checked.
@@ -238,7 +224,7 @@ class ConvTranspose(_UnitConvBase):
         in PyTorch; each must be in ``[0, max(stride, kernel_dilation))``.
     output_shape : sequence of int, optional (keyword-only)
         The spatial output shape wanted (resolves the stride ambiguity), as in
-        :func:`unitconv.conv_transpose`. At most one of this and
+        `unitconv.conv_transpose`. At most one of this and
         ``output_padding``.
     feature_group_count : int, optional (keyword-only)
         Grouped transposed convolution. The kernel is ``kernel_size +
@@ -246,15 +232,16 @@ class ConvTranspose(_UnitConvBase):
         ``kernel_size + (features // g, in_features)`` (the forward grouped
         convolution's kernel).
     kernel_unit : saiunit.Unit, optional (keyword-only)
-        Unit of the kernel parameter, a Quantity; default ``u.UNITLESS``
-        (dimensionless; ``None`` means the same).
+        Unit of the kernel parameter, then a Quantity (``u.UNITLESS``
+        included); the default ``None`` keeps ``'kernel'`` and ``'bias'``
+        plain arrays, exactly flax's.
     in_unit : saiunit.Unit, optional (keyword-only)
         Expected unit of the input; compatible units are converted to it.
     out_unit : saiunit.Unit, optional (keyword-only)
         Unit of the output and the bias; its dimension must be that of
         ``in_unit * kernel_unit``.
     method : str, optional (keyword-only)
-        The algorithm of :func:`unitconv.conv_transpose` (default
+        The algorithm of `unitconv.conv_transpose` (default
         ``'auto'``: the fastest expected; ``'lax'`` or ``'xla'`` give
         flax's/jax.lax's mantissa bitwise).
 
@@ -301,7 +288,7 @@ class ConvTranspose(_UnitConvBase):
     output_padding: int | Sequence[int] | None = None
     output_shape: Sequence[int] | None = None
     feature_group_count: int = 1
-    kernel_unit: Unit | None = u.UNITLESS
+    kernel_unit: Unit | None = None
     in_unit: Unit | None = None
     out_unit: Unit | None = None
     method: str = "auto"
@@ -351,16 +338,17 @@ class ConvTranspose(_UnitConvBase):
         )
         kernel, bias = self._params(fn, x, a.kernel_size + io, a.features)
         x, kernel, bias = self._promote(inputs, x, kernel, bias)
-        y = conv_transpose(
+        y = _functional._transpose(
+            fn,
             x,
             kernel,
-            a.strides,
-            padding,
-            a.kernel_dilation,
-            dimension_numbers,
-            transpose_kernel,
-            self.precision,
-            self.preferred_element_type,
+            strides=a.strides,
+            padding=padding,
+            rhs_dilation=a.kernel_dilation,
+            dimension_numbers=dimension_numbers,
+            transpose_kernel=transpose_kernel,
+            precision=self.precision,
+            preferred_element_type=self.preferred_element_type,
             output_padding=self.output_padding,
             output_shape=self.output_shape,
             feature_group_count=groups,
@@ -376,7 +364,7 @@ class Conv(_UnitConvBase):
     Same attributes, parameters (``'kernel'`` of shape ``kernel_size +
     (in_features // feature_group_count, features)``, ``'bias'`` of shape
     ``(features,)``) and call semantics as flax's module, computed by
-    :func:`unitconv.conv_general_dilated`. See the module docstring for how
+    `unitconv.conv_general_dilated`. See the module docstring for how
     units are stored and checked.
 
     Attributes
@@ -404,12 +392,12 @@ class Conv(_UnitConvBase):
     preferred_element_type : dtype, optional (keyword-only)
         Accumulation dtype, passed to the convolution (not in flax's Conv).
     kernel_unit, in_unit, out_unit : saiunit.Unit, optional (keyword-only)
-        As for :class:`ConvTranspose`.
+        As for `ConvTranspose`.
 
     Raises
     ------
     saiunit.DimensionMismatchError, TypeError, ValueError
-        As for :class:`ConvTranspose`.
+        As for `ConvTranspose`.
 
     Examples
     --------
@@ -441,7 +429,7 @@ class Conv(_UnitConvBase):
     promote_dtype: Callable[..., Any] = promote_dtype
     _: dataclasses.KW_ONLY
     preferred_element_type: Any = None
-    kernel_unit: Unit | None = u.UNITLESS
+    kernel_unit: Unit | None = None
     in_unit: Unit | None = None
     out_unit: Unit | None = None
 
@@ -466,48 +454,33 @@ class Conv(_UnitConvBase):
         a = self._attributes(fn)
         input_dilation = _checks.per_dim(fn, "input_dilation", self.input_dilation, a.n)
         forward = _checks.FORWARD_PADDING_STRINGS
-        padding = _checks.layer_padding(fn, self.padding, a.n, (*forward, *_PREPAD_MODES), any_case=forward)
+        padding = _checks.layer_padding(fn, self.padding, a.n, (*forward, *_layer.PREPAD_MODES), any_case=forward)
         if padding == "CAUSAL" and a.n != 1:
             msg = f"{fn}: `padding`='CAUSAL' needs a 1-D kernel, got kernel_size {a.kernel_size}."
             raise ValueError(msg)
         x, batch_shape, num_batch = self._flatten(fn, inputs, a.n)
-        if padding in _PREPAD_MODES:
-            x = _prepad(x, padding, a.kernel_size, a.kernel_dilation)
+        if padding in _layer.PREPAD_MODES:
+            x = _layer.prepad(x, padding, a.kernel_size, a.kernel_dilation)
             padding = "VALID"
         in_features, groups = x.shape[-1], a.feature_group_count
         _checks.divisible(fn, f"the input's feature size (={in_features})", in_features, groups)
         kernel, bias = self._params(fn, x, (*a.kernel_size, in_features // groups, a.features), a.features)
         x, kernel, bias = self._promote(inputs, x, kernel, bias)
-        y = conv_general_dilated(
+        y = _functional._forward(
+            fn,
             x,
             kernel,
-            a.strides,
-            padding,
-            input_dilation,
-            a.kernel_dilation,
-            _layout.channels_last(a.n + 2),
-            groups,
-            1,
-            self.precision,
-            self.preferred_element_type,
+            window_strides=a.strides,
+            padding=padding,
+            lhs_dilation=input_dilation,
+            rhs_dilation=a.kernel_dilation,
+            dimension_numbers=_layout.channels_last(a.n + 2),
+            feature_group_count=groups,
+            batch_group_count=1,
+            precision=self.precision,
+            preferred_element_type=self.preferred_element_type,
+            out_sharding=None,
             out_unit=self.out_unit,
+            method="auto",
         )
         return self._finish(fn, y, bias, batch_shape, num_batch)
-
-
-def _prepad(x: Any, mode: str, kernel_size: tuple[int, ...], kernel_dilation: tuple[int, ...]) -> Any:
-    """Pad a (N, *spatial, C) input for flax's 'CIRCULAR', 'REFLECT' and 'CAUSAL' modes.
-
-    The padded input then goes through a 'VALID' convolution. For 'CIRCULAR'
-    and 'REFLECT' each spatial dimension gets ``((K - 1) // 2, K // 2)`` with
-    K the dilated kernel size; 'CAUSAL' (1-D) pads ``K - 1`` on the left only.
-    """
-    dilated = [_geometry.dilate(k, d) for k, d in zip(kernel_size, kernel_dilation, strict=True)]
-    if mode == "CAUSAL":
-        spatial = [(dilated[0] - 1, 0)]
-        jnp_mode = "constant"
-    else:
-        spatial = [((k - 1) // 2, k // 2) for k in dilated]
-        jnp_mode = "wrap" if mode == "CIRCULAR" else "reflect"
-    pads = [(0, 0), *spatial, (0, 0)]
-    return _units.map_mantissa(x, lambda m: jnp.pad(m, pads, mode=jnp_mode))

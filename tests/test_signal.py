@@ -1,0 +1,291 @@
+"""unitconv.signal against scipy.signal on the mantissas, direct loops, periodic sums and Riemann sums.
+
+Every comparison runs in float64 (inside ``jax.enable_x64``) and in float32,
+with a tolerance per dtype relative to the size of the result.
+"""
+
+from __future__ import annotations
+
+import inspect
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+import saiunit as u
+import scipy.signal as ss
+
+from unitconv import _auto, signal
+
+TOL = {"float64": 1e-10, "float32": 2e-4}
+NAMES = ("convolve", "correlate", "fftconvolve", "oaconvolve", "convolve2d", "correlate2d", "choose_conv_method")
+
+
+@pytest.fixture(params=["float64", "float32"])
+def dtype(request):
+    """The working dtype; float64 switches x64 on for the test only."""
+    if request.param == "float64":
+        with jax.enable_x64(True):
+            yield request.param
+    else:
+        yield request.param
+
+
+def close(got, want, dtype) -> None:
+    got, want = np.asarray(got), np.asarray(want)
+    assert got.shape == want.shape
+    scale = max(1.0, float(np.abs(want).max(initial=0.0)))
+    np.testing.assert_allclose(got, want, rtol=TOL[dtype], atol=TOL[dtype] * scale)
+
+
+def rand(rng, shape, dtype, complex_=False):
+    x = rng.standard_normal(shape)
+    if complex_:
+        x = x + 1j * rng.standard_normal(shape)
+        return x.astype(np.complex128 if dtype == "float64" else np.complex64)
+    return x.astype(dtype)
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_signatures_are_scipys(name: str) -> None:
+    ours = inspect.signature(getattr(signal, name)).parameters.values()
+    positional = [(p.name, p.default) for p in ours if p.kind is not p.KEYWORD_ONLY]
+    theirs = [(p.name, p.default) for p in inspect.signature(getattr(ss, name)).parameters.values()]
+    assert positional == theirs
+
+
+SIZES_1D = [(7, 3), (8, 4), (5, 9), (1, 4)]
+
+
+@pytest.mark.parametrize("method", ["direct", "fft", "oa"])
+@pytest.mark.parametrize("mode", ["full", "same", "valid"])
+@pytest.mark.parametrize("fname", ["convolve", "correlate"])
+def test_convolve_correlate_match_scipy(dtype, rng, fname, mode, method) -> None:
+    cases = [*SIZES_1D, ((5, 6), (3, 4)), ((4, 3, 5), (2, 3, 2))]
+    for s1, s2 in cases if dtype == "float64" else cases[::2]:  # float32: a smaller grid
+        a, b = rand(rng, s1, dtype), rand(rng, s2, dtype)
+        got = getattr(signal, fname)(jnp.asarray(a), jnp.asarray(b), mode, method)
+        close(got, getattr(ss, fname)(a, b, mode, "direct"), dtype)
+
+
+@pytest.mark.parametrize("fname", ["convolve", "correlate"])
+@pytest.mark.parametrize("method", ["direct", "fft"])
+def test_complex_matches_scipy(dtype, rng, fname, method) -> None:
+    for mode in ("full", "same", "valid"):
+        a, b = rand(rng, (9,), dtype, True), rand(rng, (4,), dtype, True)
+        got = getattr(signal, fname)(jnp.asarray(a), jnp.asarray(b), mode, method)
+        close(got, getattr(ss, fname)(a, b, mode), dtype)
+    # a real in1 with a complex in2: correlate conjugates in2
+    a, b = rand(rng, (6,), dtype), rand(rng, (3,), dtype, True)
+    close(getattr(signal, fname)(jnp.asarray(a), jnp.asarray(b), "full", method), getattr(ss, fname)(a, b), dtype)
+
+
+@pytest.mark.parametrize("fname", ["fftconvolve", "oaconvolve"])
+@pytest.mark.parametrize("mode", ["full", "same", "valid"])
+def test_fft_oa_axes_and_broadcasting_match_scipy(dtype, rng, fname, mode) -> None:
+    cases = [
+        ((3, 1, 20), (1, 4, 5), 2),
+        ((3, 1, 20), (1, 4, 5), (-1,)),
+        ((2, 12, 9), (2, 5, 4), (1, 2)),
+        ((6, 2, 7), (8, 1, 3), (0, 2)),  # kernel longer than the signal on axis 0
+        ((2, 3000), (1, 50), 1),  # long enough for overlap-add blocks
+    ]
+    for s1, s2, axes in cases:
+        a, b = rand(rng, s1, dtype), rand(rng, s2, dtype)
+        if mode == "valid" and axes == (0, 2):  # neither operand is the larger on both axes: both refuse
+            with pytest.raises(ValueError, match="at least as large"):
+                getattr(ss, fname)(a, b, mode, axes)
+            with pytest.raises(ValueError, match="at least as large"):
+                getattr(signal, fname)(jnp.asarray(a), jnp.asarray(b), mode, axes)
+            continue
+        got = getattr(signal, fname)(jnp.asarray(a), jnp.asarray(b), mode, axes)
+        close(got, getattr(ss, fname)(a, b, mode, axes), dtype)
+
+
+def test_overlap_add_uses_blocks() -> None:
+    assert _auto.oa_block(3000, 50) is not None
+    assert _auto.oa_block(20, 5) is None
+    block = _auto.oa_block(10**6, 50)
+    assert block is not None
+    assert block >= 49
+
+
+@pytest.mark.parametrize("boundary", ["fill", "wrap", "symm"])
+@pytest.mark.parametrize("mode", ["full", "same", "valid"])
+@pytest.mark.parametrize("fname", ["convolve2d", "correlate2d"])
+def test_2d_boundaries_match_scipy(dtype, rng, fname, mode, boundary) -> None:
+    cases = [((6, 7), (3, 2)), ((5, 4), (4, 4)), ((8, 8), (2, 5))]
+    if mode != "valid":
+        cases.append(((3, 4), (5, 6)))  # kernel larger than the signal
+    for s1, s2 in cases if dtype == "float64" else cases[::2]:  # float32: a smaller grid
+        a, b = rand(rng, s1, dtype), rand(rng, s2, dtype)
+        for fill in (0.0, 1.5) if boundary == "fill" else (0.0,):
+            got = getattr(signal, fname)(jnp.asarray(a), jnp.asarray(b), mode, boundary, fill)
+            close(got, getattr(ss, fname)(a, b, mode, boundary, fill), dtype)
+
+
+def test_2d_complex_and_aliases(rng) -> None:
+    a, b = rand(rng, (5, 6), "float32", True), rand(rng, (3, 2), "float32", True)
+    for boundary in ("pad", "circular", "symmetric"):
+        got = signal.correlate2d(jnp.asarray(a), jnp.asarray(b), "same", boundary, 0.5 - 1j)
+        close(got, ss.correlate2d(a, b, "same", boundary, 0.5 - 1j), "float32")
+
+
+def periodic_same(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """'same' convolution on a torus by an explicit periodic sum."""
+    out = np.zeros(a.shape, np.result_type(a, b))
+    shifts = [(s2 - 1) // 2 for s2 in b.shape]
+    for i in np.ndindex(*a.shape):
+        for k in np.ndindex(*b.shape):
+            j = tuple((ii + sh - kk) % s1 for ii, sh, kk, s1 in zip(i, shifts, k, a.shape, strict=True))
+            out[i] += b[k] * a[j]
+    return out
+
+
+@pytest.mark.parametrize("method", ["direct", "fft", "oa"])
+def test_wrap_same_is_a_periodic_sum(dtype, rng, method) -> None:
+    for s1, s2 in [((8, 6), (3, 4)), ((5, 5), (5, 5)), ((4, 3), (7, 5)), ((2, 3, 4), (3, 2, 2))]:
+        a, b = rand(rng, s1, dtype), rand(rng, s2, dtype)
+        got = signal.convolve(jnp.asarray(a), jnp.asarray(b), "same", method, boundary="wrap")
+        close(got, periodic_same(a.astype(np.float64), b.astype(np.float64)), dtype)
+
+
+@pytest.mark.parametrize("boundary", ["wrap", "symm"])
+@pytest.mark.parametrize("mode", ["full", "same", "causal"])
+def test_nd_boundary_matches_padded_valid(dtype, rng, boundary, mode) -> None:
+    a, b = rand(rng, (5, 4, 6), dtype), rand(rng, (2, 3, 4), dtype)
+    pad = [(s - 1, s - 1) for s in b.shape]
+    full = ss.convolve(np.pad(a, pad, mode={"wrap": "wrap", "symm": "symmetric"}[boundary]), b, "valid")
+    if mode == "same":
+        want = full[tuple(slice((s2 - 1) // 2, (s2 - 1) // 2 + s1) for s1, s2 in zip(a.shape, b.shape, strict=True))]
+    elif mode == "causal":
+        want = full[tuple(slice(0, s1) for s1 in a.shape)]
+    else:
+        want = full
+    for method in ("direct", "fft", "oa"):
+        close(signal.convolve(jnp.asarray(a), jnp.asarray(b), mode, method, boundary=boundary), want, dtype)
+    close(signal.fftconvolve(jnp.asarray(a), jnp.asarray(b), mode, boundary=boundary), want, dtype)
+
+
+@pytest.mark.parametrize("fname", ["convolve", "fftconvolve", "oaconvolve"])
+def test_causal_is_a_causal_filter(dtype, rng, fname) -> None:
+    for n, k in [(50, 7), (6, 10), (1200, 40)]:
+        x, h = rand(rng, (n,), dtype), rand(rng, (k,), dtype)
+        want = np.array([sum(h[j] * x[t - j] for j in range(k) if t - j >= 0) for t in range(n)])
+        close(getattr(signal, fname)(jnp.asarray(x), jnp.asarray(h), "causal"), want, dtype)
+
+
+def test_dx_is_the_riemann_sum_with_units(rng) -> None:
+    # spike density in 1/ms * conductance kernel in nS * dx in ms -> nS
+    dt = 0.1
+    counts = (rng.random(400) < 0.05).astype(np.float32)
+    t = np.arange(100, dtype=np.float32) * dt
+    kernel = np.exp(-t / 2.0).astype(np.float32)
+    g = signal.fftconvolve(jnp.asarray(counts / dt) / u.ms, jnp.asarray(kernel) * u.nS, "causal", dx=dt * u.ms)
+    assert g.unit == u.nS
+    want = [sum(counts[s] / dt * kernel[i - s] * dt for s in range(max(0, i - 99), i + 1)) for i in range(400)]
+    close(g.mantissa, want, "float32")
+    # one spacing per axis; a plain spacing keeps the product unit
+    a, b = rand(rng, (5, 4), "float32"), rand(rng, (2, 3), "float32")
+    g2 = signal.convolve(jnp.asarray(a) * u.mV, jnp.asarray(b) * u.nS, dx=(2 * u.ms, 0.5 * u.um))
+    assert g2.unit == u.mV * u.nS * u.ms * u.um
+    close(g2.mantissa, ss.convolve(a, b) * 1.0, "float32")
+    g3 = signal.convolve(jnp.asarray(a), jnp.asarray(b), dx=3.0)
+    assert not isinstance(g3, u.Quantity)
+    close(g3, ss.convolve(a, b) * 9.0, "float32")
+
+
+def test_units_by_hand(rng) -> None:
+    a, b = rand(rng, (9,), "float32"), rand(rng, (3,), "float32")
+    ref = ss.convolve(a, b)
+    y = signal.convolve(jnp.asarray(a) * u.mV, jnp.asarray(b) * u.nS)
+    assert y.unit == u.mV * u.nS
+    close(y.mantissa, ref, "float32")
+    y = signal.oaconvolve(jnp.asarray(a) * u.mV, jnp.asarray(b) * u.nS, out_unit=u.pA)
+    assert y.unit == u.pA
+    close(y.mantissa, ref, "float32")
+    y = signal.correlate(jnp.asarray(a) * u.volt, jnp.asarray(b), out_unit=u.mV)
+    assert y.unit == u.mV
+    close(y.mantissa, ss.correlate(a, b) * 1000, "float32")
+    plain = signal.fftconvolve(jnp.asarray(a), jnp.asarray(b))
+    assert not isinstance(plain, u.Quantity)
+    # a fillvalue in another unit of in1's dimension is converted to in1's unit
+    m, k = rand(rng, (4, 5), "float32"), rand(rng, (3, 3), "float32")
+    y = signal.convolve2d(jnp.asarray(m) * u.volt, jnp.asarray(k) * u.siemens, "same", "fill", 500 * u.mV)
+    assert y.unit == u.volt * u.siemens
+    close(y.mantissa, ss.convolve2d(m, k, "same", "fill", 0.5), "float32")
+
+
+def test_jit_and_grad(rng) -> None:
+    a, b = jnp.asarray(rand(rng, (30,), "float32")), jnp.asarray(rand(rng, (5,), "float32"))
+    f = jax.jit(lambda x, h: signal.fftconvolve(x, h, "same"))
+    close(f(a, b), ss.fftconvolve(np.asarray(a), np.asarray(b), "same"), "float32")
+    grad_fft = jax.grad(lambda x: signal.convolve(x, b, "same", "fft").sum())(a)
+    grad_direct = jax.grad(lambda x: signal.convolve(x, b, "same", "direct").sum())(a)
+    close(grad_fft, grad_direct, "float32")
+
+
+def test_choose_conv_method() -> None:
+    assert signal.choose_conv_method(jnp.ones(100_000), jnp.ones(2001)) == "fft"
+    assert signal.choose_conv_method(jnp.ones(64), jnp.ones(3), "same") == "direct"
+    method, times = signal.choose_conv_method(jnp.ones(64), jnp.ones(3), measure=True)
+    assert method in ("direct", "fft")
+    assert set(times) == {"direct", "fft"}
+
+
+def test_docs_page_examples_run() -> None:
+    import doctest
+    import re
+    from pathlib import Path
+
+    text = (Path(__file__).resolve().parent.parent / "docs" / "signal.md").read_text(encoding="utf-8")
+    blocks = re.findall(r"^```pycon\n(.*?)^```$", text, re.S | re.M)
+    assert len(blocks) >= 2
+    parser, runner = doctest.DocTestParser(), doctest.DocTestRunner(optionflags=doctest.ELLIPSIS)
+    globs: dict = {}
+    for i, block in enumerate(blocks):
+        test = parser.get_doctest(block, globs, f"signal.md[{i}]", "docs/signal.md", 0)
+        runner.run(test, clear_globs=False)
+        globs = test.globs
+    assert runner.summarize(verbose=False).failed == 0
+
+
+def run_example(name: str, outdir, **kwargs) -> dict:
+    import runpy
+    from pathlib import Path
+
+    path = Path(__file__).resolve().parent.parent / "examples" / name
+    return runpy.run_path(str(path), run_name=f"example_{name[:-3]}")["main"](outdir, **kwargs)
+
+
+def test_example_neural_field(tmp_path) -> None:
+    result = run_example("neural_field.py", tmp_path, steps=10)
+    assert (tmp_path / "neural_field.png").read_bytes()[:4] == b"\x89PNG"
+    assert result["v"].unit == u.mV
+    assert result["recurrent"].unit == u.mV
+    assert result["kernel"].unit.dim == (u.mV / (u.Hz * u.mm**2)).dim
+    assert result["v"].shape == (64, 64)
+
+
+def test_example_synaptic_current(tmp_path) -> None:
+    result = run_example("synaptic_current.py", tmp_path)
+    assert (tmp_path / "synaptic_current.png").read_bytes()[:4] == b"\x89PNG"
+    g, i = result["conductance"], result["current"]
+    assert g.unit == u.nS
+    assert i.unit == u.pA
+    # the causal filter by a direct loop on the first train: sum of the kernel over past spikes
+    spikes = np.asarray(result["spikes"][0])
+    kernel = np.asarray(result["kernel"].mantissa[0])
+    want = np.zeros(spikes.shape[0])
+    for s in np.flatnonzero(spikes):
+        stop = min(spikes.shape[0], s + kernel.shape[0])
+        want[s:stop] += kernel[: stop - s]
+    close(g.mantissa[0], want, "float32")
+    np.testing.assert_allclose(i.mantissa, g.mantissa * 65.0, rtol=1e-5)
+
+
+def test_reachable_from_the_package() -> None:
+    import unitconv
+
+    assert unitconv.signal.convolve is signal.convolve
+    assert set(signal.__all__) == set(NAMES)

@@ -1,0 +1,219 @@
+"""The computations behind unitconv.signal: direct, FFT and overlap-add convolution of mantissas along chosen axes.
+
+Everything here works on plain arrays (the units are split off by
+``unitconv.signal``) and is described by one frozen :class:`Spec`, which is
+static (hashable), so one jitted computation serves every call with the same
+shapes. The result of every mode is a window of the *full* linear
+convolution ``y[i] = sum_k b[k] * a[i - k]`` along each convolved axis:
+
+* ``'full'``: ``[0, s1 + s2 - 1)``; ``'same'``: ``s1`` samples centred on it
+  (start ``(s2 - 1) // 2``, as scipy.signal); ``'valid'``: ``|s1 - s2| + 1``
+  samples from ``min(s1, s2) - 1``; ``'causal'``: the first ``s1`` samples.
+* A boundary other than zero fill extends ``a`` (constant ``fill``, periodic
+  ``'wrap'``, mirrored ``'symm'`` with the edge sample repeated) just as far
+  as the window needs; ``'wrap'`` with ``'same'`` is computed as the circular
+  convolution of length ``s1`` (``b`` folded onto that period).
+
+The methods: ``'direct'`` is jax.lax's convolution (one group per broadcast
+batch element when both operands have batch axes), ``'fft'`` a real
+(``rfftn``) or complex FFT of 5-smooth length, ``'oa'`` overlap-add along the
+axes whose block length :data:`Spec.blocks` gives (the other axes as
+``'fft'``). The choices themselves are made in ``unitconv._auto`` ("[signal]").
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+from jax import lax
+
+BOUNDARY_PAD = {"fill": "constant", "wrap": "wrap", "symm": "symmetric"}
+
+
+def next_fast_len(n: int) -> int:
+    """The smallest 5-smooth integer (2^a 3^b 5^c) that is at least ``n`` (a static int)."""
+    if n <= 1:
+        return 1
+    best = 2 ** math.ceil(math.log2(n))
+    p5 = 1
+    while p5 < best:
+        p35 = p5
+        while p35 < best:
+            # the smallest power of two taking p35 to at least n
+            m = p35 * 2 ** max(0, math.ceil(math.log2(n / p35)))
+            best = min(best, m)
+            p35 *= 3
+        p5 *= 5
+    return best
+
+
+def window(mode: str, s1: int, s2: int, *, mirror: bool = False) -> tuple[int, int]:
+    """``(start, length)`` of ``mode``'s output within the full convolution along one axis.
+
+    ``mirror`` centres 'same' as scipy's correlate2d does (start ``s2 // 2``
+    of the convolution with the flipped kernel).
+    """
+    if mode == "full":
+        return 0, s1 + s2 - 1
+    if mode == "same":
+        return (s2 // 2 if mirror else (s2 - 1) // 2), s1
+    if mode == "causal":
+        return 0, s1
+    return min(s1, s2) - 1, abs(s1 - s2) + 1  # 'valid'
+
+
+@dataclass(frozen=True)
+class Spec:
+    """Everything static about one call: shapes, convolved axes, mode, boundary, method, OA blocks."""
+
+    shape1: tuple[int, ...]
+    shape2: tuple[int, ...]
+    axes: tuple[int, ...]
+    mode: str
+    boundary: str
+    method: str  # 'direct' | 'fft' | 'oa'
+    blocks: tuple[int | None, ...] = ()  # per convolved axis: the overlap-add block length, or None
+    extend: bool = False  # extend `a` by the boundary (any boundary but a zero fill, outside 'valid')
+    mirror: bool = False  # 'same' centred as scipy's correlate2d
+
+    def windows(self) -> tuple[tuple[int, int], ...]:
+        return tuple(window(self.mode, self.shape1[ax], self.shape2[ax], mirror=self.mirror) for ax in self.axes)
+
+
+def _extend(spec: Spec, a: jax.Array, fill: jax.Array) -> tuple[jax.Array, tuple[tuple[int, int], ...]]:
+    """``a`` extended by the boundary so that its full convolution's window is plain ``'valid'`` output."""
+    pads, starts = [(0, 0)] * a.ndim, []
+    for ax, (start, length) in zip(spec.axes, spec.windows(), strict=True):
+        s1, s2 = spec.shape1[ax], spec.shape2[ax]
+        lo, hi = max(0, s2 - 1 - start), max(0, start + length - s1)
+        pads[ax] = (lo, hi)
+        starts.append((start + lo, length))
+    if spec.boundary == "fill":
+        a = jnp.pad(a, pads, mode="constant", constant_values=fill)
+    else:
+        a = jnp.pad(a, pads, mode=BOUNDARY_PAD[spec.boundary])
+    return a, tuple(starts)
+
+
+def _direct(spec: Spec, a: jax.Array, b: jax.Array, wins: tuple[tuple[int, int], ...]) -> jax.Array:
+    """The window of the full convolution by jax.lax (kernel flipped; zero padding as the window needs)."""
+    n, axes = len(spec.axes), spec.axes
+    rest = [ax for ax in range(a.ndim) if ax not in axes]
+    a = jnp.moveaxis(a, axes, range(a.ndim - n, a.ndim))
+    b = jnp.flip(jnp.moveaxis(b, axes, range(b.ndim - n, b.ndim)), range(b.ndim - n, b.ndim))
+    batch = tuple(np.broadcast_shapes(a.shape[:-n], b.shape[:-n])) if rest else ()
+    pads = []
+    for (start, length), s1, s2 in zip(wins, a.shape[-n:], b.shape[-n:], strict=True):
+        pads.append((s2 - 1 - start, start + length - s1))
+    size = math.prod(batch)
+    if math.prod(b.shape[:-n]) == 1:  # one kernel for every batch element
+        lhs = a.reshape((-1, 1, *a.shape[-n:]))
+        rhs = b.reshape((1, 1, *b.shape[-n:]))
+        groups = 1
+    else:
+        lhs = jnp.broadcast_to(a, (*batch, *a.shape[-n:])).reshape((1, size, *a.shape[-n:]))
+        rhs = jnp.broadcast_to(b, (*batch, *b.shape[-n:])).reshape((size, 1, *b.shape[-n:]))
+        groups = size
+    out = lax.conv_general_dilated(
+        lhs, rhs, (1,) * n, pads, feature_group_count=groups, precision=lax.Precision.HIGHEST
+    )
+    out = out.reshape((*a.shape[:-n], *out.shape[-n:])) if groups == 1 else out.reshape((*batch, *out.shape[-n:]))
+    return jnp.moveaxis(out, range(out.ndim - n, out.ndim), axes)
+
+
+def _transform(a: jax.Array, b: jax.Array, axes: tuple[int, ...], lengths: tuple[int, ...]) -> jax.Array:
+    """The circular convolution of lengths ``lengths`` along ``axes`` (real FFTs for real operands)."""
+    if jnp.iscomplexobj(a) or jnp.iscomplexobj(b):
+        fa = jnp.fft.fftn(a, s=lengths, axes=axes)
+        return jnp.fft.ifftn(fa * jnp.fft.fftn(b, s=lengths, axes=axes), s=lengths, axes=axes)
+    fa = jnp.fft.rfftn(a, s=lengths, axes=axes)
+    return jnp.fft.irfftn(fa * jnp.fft.rfftn(b, s=lengths, axes=axes), s=lengths, axes=axes)
+
+
+def _crop(y: jax.Array, axes: tuple[int, ...], wins: tuple[tuple[int, int], ...]) -> jax.Array:
+    index = [slice(None)] * y.ndim
+    for ax, (start, length) in zip(axes, wins, strict=True):
+        index[ax] = slice(start, start + length)
+    return y[tuple(index)]
+
+
+def _fft(spec: Spec, a: jax.Array, b: jax.Array, wins: tuple[tuple[int, int], ...]) -> jax.Array:
+    """The window of the full convolution by one FFT of 5-smooth lengths along the axes."""
+    lengths = tuple(next_fast_len(a.shape[ax] + b.shape[ax] - 1) for ax in spec.axes)
+    return _crop(_transform(a, b, spec.axes, lengths), spec.axes, wins)
+
+
+def _overlap_add(spec: Spec, a: jax.Array, b: jax.Array, wins: tuple[tuple[int, int], ...]) -> jax.Array:
+    """The window of the full convolution by overlap-add along the axes with a block length."""
+    if math.prod(b.shape[ax] for ax in spec.axes) > math.prod(a.shape[ax] for ax in spec.axes):
+        a, b = b, a  # the longer operand is cut into blocks
+    axes, lengths, folds = list(spec.axes), [], []
+    for i, block in enumerate(spec.blocks):
+        ax = axes[i]
+        s1, s2 = a.shape[ax], b.shape[ax]
+        if block is None or s1 <= block or block < s2 - 1:
+            lengths.append(next_fast_len(s1 + s2 - 1))
+            continue
+        count = -(-s1 // block)
+        pad = [(0, 0)] * a.ndim
+        pad[ax] = (0, count * block - s1)
+        a = jnp.pad(a, pad).reshape((*a.shape[:ax], count, block, *a.shape[ax + 1 :]))
+        b = jnp.expand_dims(b, ax)
+        axes = [x + (x >= ax) for x in axes]  # the block index is a new axis before `ax`
+        folds.append((axes[i], count, block, s2 - 1))
+        lengths.append(next_fast_len(block + s2 - 1))
+    y = _transform(a, b, tuple(axes), tuple(lengths))
+    for ax, count, block, tail in reversed(folds):  # the last-inserted block axis first
+        y = lax.slice_in_dim(y, 0, block + tail, axis=ax)
+        head = lax.slice_in_dim(y, 0, block, axis=ax)
+        over = lax.slice_in_dim(y, block, block + tail, axis=ax)
+        pad = [(0, 0)] * y.ndim
+        pad[ax], pad[ax - 1] = (0, block - tail), (1, 0)
+        shifted = lax.slice_in_dim(jnp.pad(over, pad), 0, count, axis=ax - 1)
+        body = (head + shifted).reshape((*y.shape[: ax - 1], count * block, *y.shape[ax + 1 :]))
+        last = lax.index_in_dim(over, count - 1, axis=ax - 1, keepdims=False)
+        y = jnp.concatenate([body, last], axis=ax - 1)
+    return _crop(y, spec.axes, wins)
+
+
+def _circular(spec: Spec, a: jax.Array, b: jax.Array) -> jax.Array:
+    """'wrap' with 'same': the circular convolution of period ``s1``, ``b`` folded onto the period."""
+    shifts = []
+    for ax, (start, _) in zip(spec.axes, spec.windows(), strict=True):
+        s1, s2 = a.shape[ax], b.shape[ax]
+        folds = -(-s2 // s1)
+        pad = [(0, 0)] * b.ndim
+        pad[ax] = (0, folds * s1 - s2)
+        b = jnp.pad(b, pad)
+        b = b.reshape((*b.shape[:ax], folds, s1, *b.shape[ax + 1 :])).sum(axis=ax)
+        shifts.append(-start)
+    y = _transform(a, b, spec.axes, tuple(a.shape[ax] for ax in spec.axes))
+    return jnp.roll(y, shifts, axis=spec.axes)
+
+
+METHODS = {"direct": _direct, "fft": _fft, "oa": _overlap_add}
+
+
+def _compute(spec: Spec, a: jax.Array, b: jax.Array, fill: jax.Array) -> jax.Array:
+    if not spec.axes:
+        return a * b
+    if spec.boundary == "wrap" and spec.mode == "same" and spec.method != "direct":
+        return _circular(spec, a, b)
+    wins = spec.windows()
+    if spec.extend:
+        a, wins = _extend(spec, a, fill)
+    return METHODS[spec.method](spec, a, b, wins)
+
+
+def compute(spec: Spec, a: jax.Array, b: jax.Array, fill: jax.Array | None) -> jax.Array:
+    """``spec``'s convolution of the mantissas ``a`` and ``b``; ``fill`` is the boundary constant (None: zero)."""
+    if fill is None:
+        fill = jnp.zeros((), a.dtype)
+    return _jitted(spec, a, b, fill)
+
+
+_jitted = jax.jit(_compute, static_argnums=0)

@@ -13,6 +13,7 @@ Inf inputs are valid too: they propagate and never raise.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable
 from typing import Any, NamedTuple
 

@@ -11,13 +11,8 @@ from importlib.metadata import PackageNotFoundError, version
 from jax.lax import ConvDimensionNumbers, conv_dimension_numbers
 
 from unitconv._cntk import ConvolutionTranspose, ConvolutionTransposeLayer, UnbuiltConvolutionTranspose
-from unitconv._functional import (
-    conv,
-    conv_general_dilated,
-    conv_transpose,
-    conv_transpose_shape,
-    conv_with_general_padding,
-)
+from unitconv._functional import conv, conv_general_dilated, conv_with_general_padding
+from unitconv._transposed import conv_transpose, conv_transpose_shape
 
 
 def __getattr__(name: str):

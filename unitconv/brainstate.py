@@ -41,7 +41,8 @@ import jax
 import jax.numpy as jnp
 
 from unitconv import _checks, _layer, _units
-from unitconv._functional import conv_general_dilated, conv_transpose
+from unitconv._functional import conv_general_dilated
+from unitconv._transposed import conv_transpose
 
 __all__ = ("Conv1d", "Conv2d", "Conv3d", "ConvTranspose1d", "ConvTranspose2d", "ConvTranspose3d")
 

@@ -57,7 +57,8 @@ import jax.numpy as jnp
 import saiunit as u
 
 from unitconv import _checks, _layer, _layout, _units
-from unitconv._functional import conv_general_dilated, conv_transpose
+from unitconv._functional import conv_general_dilated
+from unitconv._transposed import conv_transpose
 
 __all__ = ("Conv", "ConvTranspose")
 

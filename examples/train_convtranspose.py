@@ -60,7 +60,7 @@ def train(seed: int = 0) -> dict:
     rng = np.random.default_rng(seed)
     target = random_fields(rng, 64)
     inputs = coarsen(target)
-    layer = ConvTranspose(1, (4, 4), strides=2, padding="SAME", in_unit=u.kelvin)
+    layer = ConvTranspose(1, (4, 4), strides=2, padding="SAME", in_unit=u.kelvin, kernel_unit=u.UNITLESS)
     params = layer.init(jax.random.key(seed), inputs[:1])
     assert params["params"]["bias"].unit == u.kelvin, params["params"]["bias"].unit
 

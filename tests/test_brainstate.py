@@ -169,3 +169,37 @@ def test_for_loop_over_time_equals_brainstate_layer_step_by_step():
     assert ys.shape == (5, 6, 3)
     expected = np.stack([np.asarray(ref(x)) for x in xs.mantissa])  # mV * nS = pA: mantissas carry over
     np.testing.assert_allclose(ys.mantissa, expected, rtol=1e-5, atol=1e-5)
+
+
+def test_training_loop_with_optax_adam_keeps_units():
+    # A brainstate training loop with optax: adam acts on the mantissas of the ParamState's Quantities,
+    # whose units ride along. optax's bias correction needs jax's standard dtype promotion.
+    optax = pytest.importorskip("optax")
+    true = ub.Conv1d((16, 1), 1, 5, w_init=init.Normal(unit=u.nS), out_unit=u.pA)
+    layer = ub.Conv1d((16, 1), 1, 5, w_init=init.Constant(0.0 * u.nS), out_unit=u.pA)
+    x = (randn(4, (8, 16, 1)) > 0.5).astype(jnp.float32) * u.mV
+    target = true(x)
+    params = layer.states(brainstate.ParamState)
+    tx = optax.adam(0.05)
+
+    def loss():
+        return u.math.mean(((layer(x) - target) / u.pA) ** 2)
+
+    with jax.numpy_dtype_promotion("standard"):
+        opt_state = tx.init({k: p.value for k, p in params.items()})
+
+        @brainstate.transform.jit
+        def step(opt_state):
+            grads = brainstate.transform.grad(loss, params)()
+            values = {k: p.value for k, p in params.items()}
+            updates, opt_state = tx.update(grads, opt_state, values)
+            new = optax.apply_updates(values, updates)
+            for k in params:
+                params[k].value = new[k]
+            return loss(), opt_state
+
+        first = float(loss())
+        for _ in range(30):
+            last, opt_state = step(opt_state)
+    assert float(last) < 0.2 * first
+    assert layer.weight.value["weight"].unit == u.nS

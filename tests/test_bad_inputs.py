@@ -255,7 +255,7 @@ ROWS = [
         "must be None, a ConvDimension",
     ),
     Row(
-        "dn-ints", lambda: cgd((1,), "SAME", dimension_numbers=(1, 2, 3)), TypeError, "`dimension_numbers[0]` must be a"
+        "dn-ints", lambda: cgd((1,), "SAME", dimension_numbers=(1, 2, 3)), TypeError, "`dimension_numbers`[0] must be a"
     ),
     Row(
         "dn-bad-permutation",
@@ -1114,13 +1114,13 @@ BAD_CALLS = [
         "dn-wrong-length",
         lambda: GD(L1, R1, (1,), "SAME", dimension_numbers=("NCHW", "OIW", "NCW")),
         ValueError,
-        r"`dimension_numbers\[0\]` \(='NCHW'\) must have one character per operand dimension \(3\)",
+        r"`dimension_numbers`\[0\] \(='NCHW'\) must have one character per operand dimension \(3\)",
     ),
     (
         "dn-missing-I",
         lambda: GD(L1, R1, (1,), "SAME", dimension_numbers=("NCW", "OXW", "NCW")),
         ValueError,
-        r"`dimension_numbers\[1\]` \(='OXW'\) must contain 'O' and 'I' exactly once",
+        r"`dimension_numbers`\[1\] \(='OXW'\) must contain 'O' and 'I' exactly once",
     ),
     (
         "dn-spatial-mismatch",
@@ -1140,7 +1140,7 @@ BAD_CALLS = [
         "dn-not-string",
         lambda: CT(L2, R2, (1, 1), "SAME", dimension_numbers=("NHWC", 3, "NHWC")),
         TypeError,
-        r"conv_transpose: `dimension_numbers\[1\]` must be a string",
+        r"conv_transpose: `dimension_numbers`\[1\] must be a string",
     ),
     # features and groups
     (

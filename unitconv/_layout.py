@@ -113,19 +113,19 @@ def out_shape(dn: ConvDimensionNumbers, batch: int, features: int, spatial_out: 
 
 
 def _check_spec_string(fn: str, i: int, spec: Any, chars: tuple[str, str], ndim: int) -> None:
-    name = f"dimension_numbers[{i}]"
+    name = f"`dimension_numbers`[{i}]"
     if not isinstance(spec, str):
-        msg = f"{fn}: `{name}` must be a string such as 'NCHW', got {describe_value(spec)}."
+        msg = f"{fn}: {name} must be a string such as 'NCHW', got {describe_value(spec)}."
         raise TypeError(msg)
     if len(spec) != ndim:
-        msg = f"{fn}: `{name}` (={spec!r}) must have one character per operand dimension ({ndim}), got {len(spec)}."
+        msg = f"{fn}: {name} (={spec!r}) must have one character per operand dimension ({ndim}), got {len(spec)}."
         raise ValueError(msg)
     for c in chars:
         if spec.count(c) != 1:
-            msg = f"{fn}: `{name}` (={spec!r}) must contain {chars[0]!r} and {chars[1]!r} exactly once."
+            msg = f"{fn}: {name} (={spec!r}) must contain {chars[0]!r} and {chars[1]!r} exactly once."
             raise ValueError(msg)
     if len(set(spec)) != len(spec):
-        msg = f"{fn}: `{name}` (={spec!r}) must not repeat a character."
+        msg = f"{fn}: {name} (={spec!r}) must not repeat a character."
         raise ValueError(msg)
 
 

@@ -320,38 +320,28 @@ class ConvTranspose(_UnitConvBase):
         _checks.divisible(fn, f"`features` (={a.features})", a.features, groups)
         # With transpose_kernel the kernel is that of the forward grouped convolution being transposed.
         io = (a.features // groups, in_features) if transpose_kernel else (in_features // groups, a.features)
-        dimension_numbers = _layout.channels_last(a.n + 2)
-        # output_padding and output_shape are checked here, under the module's name, before any
-        # parameter is drawn (conv_transpose would check them again, naming itself).
-        _layer.check_transpose(
-            fn,
-            x.shape,
-            a.kernel_size + io,
-            strides=a.strides,
-            padding=padding,
-            rhs_dilation=a.kernel_dilation,
-            dimension_numbers=dimension_numbers,
-            transpose_kernel=transpose_kernel,
-            output_padding=self.output_padding,
-            output_shape=self.output_shape,
-            feature_group_count=groups,
-        )
+        geometry = {
+            "strides": a.strides,
+            "padding": padding,
+            "rhs_dilation": a.kernel_dilation,
+            "dimension_numbers": _layout.channels_last(a.n + 2),
+            "transpose_kernel": transpose_kernel,
+            "output_padding": self.output_padding,
+            "output_shape": self.output_shape,
+            "feature_group_count": groups,
+        }
+        # The geometry (output_padding and output_shape included) is checked here, under the
+        # module's name, before any parameter is drawn; the convolution then uses the same keywords.
+        _layer.check_transpose(fn, x.shape, a.kernel_size + io, **geometry)
         kernel, bias = self._params(fn, x, a.kernel_size + io, a.features)
         x, kernel, bias = self._promote(inputs, x, kernel, bias)
         y = _functional._transpose(
             fn,
             x,
             kernel,
-            strides=a.strides,
-            padding=padding,
-            rhs_dilation=a.kernel_dilation,
-            dimension_numbers=dimension_numbers,
-            transpose_kernel=transpose_kernel,
+            **geometry,
             precision=self.precision,
             preferred_element_type=self.preferred_element_type,
-            output_padding=self.output_padding,
-            output_shape=self.output_shape,
-            feature_group_count=groups,
             out_unit=self.out_unit,
             method=self.method,
         )

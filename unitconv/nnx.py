@@ -56,9 +56,7 @@ import jax
 import jax.numpy as jnp
 import saiunit as u
 
-from unitconv import _checks, _layer, _layout, _units
-from unitconv._functional import conv_general_dilated
-from unitconv._transposed import conv_transpose
+from unitconv import _checks, _functional, _layer, _layout, _units
 
 __all__ = ("Conv", "ConvTranspose")
 
@@ -262,19 +260,20 @@ class Conv(_UnitConvBase):
             padding = "VALID"
         kernel, bias = self._params(fn)
         x, kernel, bias = self._promote(inputs, x, kernel, bias)
-        y = conv_general_dilated(
+        y = _functional._forward(
+            fn,
             x,
             kernel,
-            strides,
-            padding,
-            input_dilation,
-            kernel_dilation,
-            _layout.channels_last(n + 2),
-            self.feature_group_count,
-            1,
-            self.precision,
-            self.preferred_element_type,
-            out_sharding,
+            window_strides=strides,
+            padding=padding,
+            lhs_dilation=input_dilation,
+            rhs_dilation=kernel_dilation,
+            dimension_numbers=_layout.channels_last(n + 2),
+            feature_group_count=self.feature_group_count,
+            batch_group_count=1,
+            precision=self.precision,
+            preferred_element_type=self.preferred_element_type,
+            out_sharding=out_sharding,
             out_unit=self.out_unit,
             method=self.method,
         )
@@ -389,35 +388,28 @@ class ConvTranspose(_UnitConvBase):
         if x.shape[-1] != self.in_features:
             msg = f"{fn}: the input's feature size (={x.shape[-1]}) must equal `in_features` (={self.in_features})."
             raise ValueError(msg)
-        dimension_numbers = _layout.channels_last(n + 2)
-        _layer.check_transpose(
-            fn,
-            x.shape,
-            self.kernel_shape,
-            strides=strides,
-            padding=padding,
-            rhs_dilation=kernel_dilation,
-            dimension_numbers=dimension_numbers,
-            transpose_kernel=self.transpose_kernel,
-            output_padding=self.output_padding,
-            output_shape=self.output_shape,
-            feature_group_count=self.feature_group_count,
-        )
+        geometry = {
+            "strides": strides,
+            "padding": padding,
+            "rhs_dilation": kernel_dilation,
+            "dimension_numbers": _layout.channels_last(n + 2),
+            "transpose_kernel": self.transpose_kernel,
+            "output_padding": self.output_padding,
+            "output_shape": self.output_shape,
+            "feature_group_count": self.feature_group_count,
+        }
+        # Checked under the module's name before the parameters are read; the convolution then
+        # uses the same keywords and also names the module in its errors.
+        _layer.check_transpose(fn, x.shape, self.kernel_shape, **geometry)
         kernel, bias = self._params(fn)
         x, kernel, bias = self._promote(inputs, x, kernel, bias)
-        y = conv_transpose(
+        y = _functional._transpose(
+            fn,
             x,
             kernel,
-            strides,
-            padding,
-            kernel_dilation,
-            dimension_numbers,
-            self.transpose_kernel,
-            self.precision,
-            self.preferred_element_type,
-            output_padding=self.output_padding,
-            output_shape=self.output_shape,
-            feature_group_count=self.feature_group_count,
+            **geometry,
+            precision=self.precision,
+            preferred_element_type=self.preferred_element_type,
             out_unit=self.out_unit,
             method=self.method,
         )

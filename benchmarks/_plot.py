@@ -2,8 +2,9 @@
 
 One figure answers one question (say "transposed convolution, forward pass"): one group of
 horizontal bars per named configuration, one bar per implementation, the legend below the axis, outside the data.
-The size (8 in wide at 100 dpi, 800 px: the width of the site's content column) and the fonts
-(11 pt and up) are chosen so that the figure is shown at its own size, not shrunk::
+The size (7 in wide at 100 dpi, 700 px: the content column of the docs site measured about
+690 px in a 1280 px wide browser window) and the fonts (11 pt and up) are chosen so that the
+figure is shown at about its own size, not shrunk until its text is unreadable::
 
     from _plot import bar_figure
 
@@ -16,7 +17,7 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 
-WIDTH_IN = 8.0  # 800 px at DPI: the content column of the docs site
+WIDTH_IN = 7.0  # 700 px at DPI: about the width of the docs site's content column
 DPI = 100
 FONT_PT = 11
 #: One colour per implementation, the same in every figure (matplotlib's default cycle, fixed here).

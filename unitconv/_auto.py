@@ -3,7 +3,9 @@
 The choice is static and deterministic (the same shapes always get the same
 method, so results never depend on timing noise). Forward convolutions
 resolve to ``'lax'`` (bitwise jax.lax; the fast forward methods will add
-their rules here). Transposed convolutions follow :func:`choose_transpose`.
+their rules here), except where :func:`_fft_pays` predicts ``'fft'`` at
+least :data:`FFT_MARGIN` times faster (large kernels, few channels).
+Transposed convolutions follow :func:`choose_transpose`.
 """
 
 from __future__ import annotations
@@ -24,6 +26,19 @@ SMALL_CHANNELS = 48
 #: competitive for kernels of at most 9 taps.
 MANY_CHANNELS = 128
 
+#: Below this many multiply-adds, a 1-D or 2-D transposed convolution runs as fast
+#: through jax.lax's own computation as through a decomposition (the fixed cost of a
+#: call dominates), and it compiles several times faster (about 25 ms against 100-200 ms
+#: for 'subpixel' or 'phase' on 2 cores), so the first call and each new shape cost no
+#: more than jax.lax's.
+SMALL_MACS = 2**18
+
+
+def transpose_macs(plan: Any) -> int:
+    """Multiply-adds of a transposed convolution, skipping the zeros of the dilated input."""
+    n = plan.n
+    return math.prod(plan.out_shape) * math.prod(plan.conv_rhs[:n]) * plan.conv_rhs[n] // math.prod(plan.lhs_dilation)
+
 
 def _is_tracer(x: Any) -> bool:
     return isinstance(x, jax.core.Tracer)
@@ -43,9 +58,9 @@ def backend_of(*xs: Any) -> str:
 
 def choose(plan: Any, dtypes: Any, backend: str | None) -> str:
     """The method 'auto' resolves to for ``plan`` (operand dtypes ``dtypes``) on ``backend``."""
-    if plan.op == "forward":
-        return "lax"
     dtype = dtypes[0] if dtypes is not None else jnp.float32
+    if plan.op == "forward":
+        return "fft" if _fft_pays(plan, dtype, backend or jax.default_backend()) else "lax"
     return choose_transpose(plan, dtype, backend or jax.default_backend())
 
 
@@ -70,6 +85,11 @@ def choose_transpose(plan: Any, dtype: Any, backend: str) -> str:
        are slower than the equivalent matrix products).
     5. Kernel no larger than the stride (one tap per phase): ``'matmul'``,
        a single matrix product of the input with all phases' taps.
+    5b. Fewer than :data:`SMALL_MACS` multiply-adds (:func:`transpose_macs`):
+       ``'lax'``. At that size a call's fixed cost dominates, jax.lax's
+       computation is as fast (measured: 31 against 56 us at 1.5e5
+       multiply-adds, 90 against 95 us at 5.9e5), and it compiles in about
+       25 ms instead of 100-200 ms, so a first call costs what jax.lax's does.
     6. 2-D with many input channels per group (at least
        :data:`MANY_CHANNELS`) and a small kernel (at most 9 taps): ``'lax'``.
        XLA's own CPU kernel for this convolution is a matrix product over
@@ -93,6 +113,8 @@ def choose_transpose(plan: Any, dtype: Any, backend: str) -> str:
         return "matmul"
     if n == 3 or all(dm.max_taps <= 1 for dm in plan.phases):
         return "matmul"
+    if transpose_macs(plan) < SMALL_MACS:
+        return "lax"
     g = plan.feature_group_count
     if n == 2 and plan.conv_lhs[-1] // g >= MANY_CHANNELS and math.prod(plan.conv_rhs[:n]) <= 9:
         return "lax"
@@ -177,3 +199,76 @@ def oa_block(s1: int, s2: int) -> int | None:
     if blocks * best * math.log2(best) >= OA_MARGIN * whole * math.log2(max(whole, 2)):
         return None
     return block
+
+
+# --- [sigfft] forward convolutions: when 'auto' picks 'fft' ------------------------------------
+# Calibrated on this project's 2-core x86 CPU, float32, side by side with 'lax' (the figures are in
+# docs/performance.md, "Forward convolutions: when 'auto' picks 'fft'"). Costs in nanoseconds:
+#
+# * direct (jax.lax), float32: DIRECT_NS x (I x O + DIRECT_CHANNELS) per output point and kernel
+#   tap, per batch element (I = input features per group, O = output features): XLA's CPU
+#   convolution is a matrix product over the channels with a fixed cost per tap on top of it.
+#   Other dtypes (float64, complex) run as plain loops: DIRECT_SLOW_NS per multiply-add;
+# * fft: FFT_NS x P log2 P per transform (N x C of lhs, I x O of the kernel, N x O of the output;
+#   twice that for complex operands, FFT_SLOW times that in double precision), P the points of
+#   one transform, plus SPECTRAL_NS per complex multiply-add of the channel contraction (N x P x
+#   I x O, half of it for real operands), plus FFT_FIXED_NS per call.
+
+#: Direct convolution, float32: ns per output point, kernel tap and pair of channels.
+DIRECT_NS = 0.03
+#: The fixed cost of a tap of the float32 direct convolution, in pairs of channels.
+DIRECT_CHANNELS = 40
+#: Direct convolution, other dtypes: ns per multiply-add.
+DIRECT_SLOW_NS = 0.6
+#: ns per point and log2(points) of one real transform (float32).
+FFT_NS = 0.5
+#: The FFT cost factor in double precision.
+FFT_SLOW = 2.0
+#: ns per complex multiply-add of the channel contraction in the frequency domain.
+SPECTRAL_NS = 0.5
+#: ns of fixed cost of the FFT method (its launches), so that tiny convolutions stay 'lax'.
+FFT_FIXED_NS = 20_000
+#: 'auto' picks 'fft' only if it is predicted at least this many times faster than 'lax'.
+FFT_MARGIN = 2.0
+
+
+def forward_costs(plan: Any, dtype: Any) -> dict[str, float]:
+    """Predicted ns of 'lax' and 'fft' for a stride-1 forward ``plan`` (see the [sigfft] notes)."""
+    from unitconv._methods.spectral import next_fast_len
+
+    n = plan.n
+    batch, c = plan.conv_lhs[0], plan.conv_lhs[-1]
+    i, o = plan.conv_rhs[-2:]
+    out_batch = batch // plan.batch_group_count
+    taps = math.prod(plan.conv_rhs[:n])
+    out_points = math.prod(plan.out_shape[a] for a in plan.dn.out_spec[2:])
+    if plan.circular:  # one transform of the period, which is the output's size at stride 1
+        points = out_points
+    else:
+        points = math.prod(
+            next_fast_len(m + lo + hi) for m, (lo, hi) in zip(plan.conv_lhs[1:-1], plan.explicit_pads, strict=True)
+        )
+    complex_ = jnp.issubdtype(dtype, jnp.complexfloating)
+    double = jnp.dtype(dtype) in (jnp.dtype(jnp.float64), jnp.dtype(jnp.complex128))
+    macs = out_batch * out_points * taps * i * o
+    if jnp.dtype(dtype) == jnp.dtype(jnp.float32):
+        direct = DIRECT_NS * out_batch * out_points * taps * (i * o + DIRECT_CHANNELS)
+    else:
+        direct = DIRECT_SLOW_NS * macs
+    transforms = (batch * c + i * o + out_batch * o) * points * math.log2(max(points, 2)) * FFT_NS
+    transforms *= (2.0 if complex_ else 1.0) * (FFT_SLOW if double else 1.0)
+    spectral = SPECTRAL_NS * out_batch * points * i * o * (1.0 if complex_ else 0.5)
+    return {"lax": direct, "fft": transforms + spectral + FFT_FIXED_NS}
+
+
+def _fft_pays(plan: Any, dtype: Any, backend: str) -> bool:
+    """Whether 'auto' picks 'fft' for a forward convolution: CPU, one device, stride 1, and the margin."""
+    if backend != "cpu" or len(jax.devices(backend)) > 1:
+        return False
+    if any(v != 1 for v in (*plan.window_strides, *plan.lhs_dilation)):
+        return False
+    kinds = (jnp.float32, jnp.float64, jnp.complex64, jnp.complex128)
+    if jnp.dtype(dtype) not in tuple(jnp.dtype(k) for k in kinds) or 0 in plan.lhs_shape or 0 in plan.rhs_shape:
+        return False
+    costs = forward_costs(plan, dtype)
+    return FFT_MARGIN * costs["fft"] <= costs["lax"]

@@ -217,3 +217,150 @@ def compute(spec: Spec, a: jax.Array, b: jax.Array, fill: jax.Array | None) -> j
 
 
 _jitted = jax.jit(_compute, static_argnums=0)
+
+
+# --- [sigfft] method='fft' of the lax-style forward convolutions --------------------------
+# The 'fft' Method of the registry (registered by unitconv._methods from LAX_METHODS; the
+# METHODS table above is unitconv.signal's). It computes the stride-1 cross-correlation of
+# jax.lax.conv_general_dilated, y[x] = sum_j lhs_padded[x + j * d] w[j], with every
+# rhs_dilation d, feature or batch groups and padding (explicit pairs, negative ones crop):
+#
+# * linear: the kernel is dilated (zeros between taps) and flipped, so the correlation is the
+#   window [k - 1, L) of the full linear convolution of the padded lhs (length L) with it; one
+#   FFT of 5-smooth length >= L per axis gives that window exactly (the circular wrap-around
+#   only lands on the first k - 1 samples);
+# * 'CIRCULAR' (flax's mode, stride 1): one FFT of exactly the period per axis, the dilated
+#   kernel folded onto the period and rotated by the low pad: no wrapped copy of the lhs.
+# Channels are contracted in the frequency domain (a batched matrix product per frequency).
+# JAX differentiates the computation (FFTs, pads, flips and products are linear), so gradients
+# are FFT convolutions too.
+
+from unitconv import _geometry, _layout  # noqa: E402
+from unitconv._methods._registry import Method  # noqa: E402
+
+
+def _fft_check(fn: str, plan: object, dtypes: object) -> None:
+    """method='fft' computes stride-1 convolutions of inexact operands; raise for anything else."""
+    for name, value in (("window_strides", plan.window_strides), ("lhs_dilation", plan.lhs_dilation)):
+        if any(v != 1 for v in value):
+            msg = (
+                f"{fn}: method='fft' needs `{name}` of 1 in every dimension, got {value}; "
+                "use method='lax' (or 'auto') for strided or input-dilated convolutions."
+            )
+            raise ValueError(msg)
+    for dtype in dtypes or ():
+        if not jnp.issubdtype(dtype, jnp.inexact):
+            msg = f"{fn}: method='fft' needs floating or complex operands, got dtype {jnp.dtype(dtype).name}."
+            raise TypeError(msg)
+
+
+def _fft_dtype(plan: object, dtype: object) -> tuple[object, object]:
+    """(dtype the transforms run in, dtype of the result): half precision runs in float32."""
+    out = jnp.dtype(plan.preferred_element_type or dtype)
+    work = jnp.promote_types(dtype, out)
+    if work in (jnp.dtype(jnp.float16), jnp.dtype(jnp.bfloat16)):
+        work = jnp.dtype(jnp.float32)
+    return work, out
+
+
+def _dilate_kernel(rhs: jax.Array, dilation: tuple[int, ...]) -> jax.Array:
+    """``(*k, I, O)`` with ``d - 1`` zeros between the taps of each spatial axis."""
+    zero = jnp.zeros((), rhs.dtype)
+    return lax.pad(rhs, zero, [*((0, 0, d - 1) for d in dilation), (0, 0, 0), (0, 0, 0)])
+
+
+def _spectral_product(plan: object, lhs: jax.Array, rhs: jax.Array, lengths: tuple[int, ...]) -> jax.Array:
+    """The circular convolution of lengths ``lengths`` of ``(N, *s, C)`` with ``(*k, I, O)``, channels contracted."""
+    n = len(lengths)
+    lhs_axes, rhs_axes = tuple(range(1, n + 1)), tuple(range(n))
+    real = not (jnp.iscomplexobj(lhs) or jnp.iscomplexobj(rhs))
+    forward, inverse = (jnp.fft.rfftn, jnp.fft.irfftn) if real else (jnp.fft.fftn, jnp.fft.ifftn)
+    fl = forward(lhs, s=lengths, axes=lhs_axes)
+    fr = forward(rhs, s=lengths, axes=rhs_axes)
+    freq = fl.shape[1:-1]
+    batch, c = fl.shape[0], fl.shape[-1]
+    i, o = fr.shape[-2:]
+    hi = lax.Precision.HIGHEST
+    if plan.batch_group_count > 1:  # lhs batch (group-major) against output features (group-major)
+        b = plan.batch_group_count
+        fl = fl.reshape((b, batch // b, *freq, c))
+        fr = fr.reshape((*freq, i, b, o // b))
+        y = jnp.einsum("gn...c,...cgo->n...go", fl, fr, precision=hi).reshape((batch // b, *freq, o))
+    else:
+        g = plan.feature_group_count
+        fl = fl.reshape((batch, *freq, g, c // g))
+        fr = fr.reshape((*freq, i, g, o // g))
+        y = jnp.einsum("n...gc,...cgo->n...go", fl, fr, precision=hi).reshape((batch, *freq, o))
+    return inverse(y, s=lengths, axes=lhs_axes)
+
+
+def _empty(plan: object, out_spatial: tuple[int, ...], lhs: jax.Array, out: object) -> jax.Array | None:
+    """jax.lax's result where there is nothing to transform: zeros (an empty sum) or an empty array."""
+    batch = lhs.shape[0] // plan.batch_group_count
+    shape = (batch, *out_spatial, plan.conv_rhs[-1])
+    if 0 in shape or 0 in lhs.shape or 0 in plan.conv_rhs:
+        return jnp.zeros(shape, out)
+    return None
+
+
+def _fft_linear(plan: object, lhs: jax.Array, rhs: jax.Array) -> jax.Array:
+    """'fft' in the canonical layout: the padded lhs, the dilated flipped kernel, one FFT of 5-smooth length."""
+    n = plan.n
+    work, out = _fft_dtype(plan, lhs.dtype)
+    pads = plan.explicit_pads
+    sizes = tuple(m + lo + hi for m, (lo, hi) in zip(lhs.shape[1:-1], pads, strict=True))
+    eff_k = tuple(_geometry.dilate(k, d) for k, d in zip(rhs.shape[:n], plan.rhs_dilation, strict=True))
+    out_spatial = tuple(max(0, m - k + 1) for m, k in zip(sizes, eff_k, strict=True))
+    empty = _empty(plan, out_spatial, lhs, out)
+    if empty is not None:
+        return empty
+    lhs = lhs.astype(work)
+    lhs = lax.pad(lhs, jnp.zeros((), work), [(0, 0, 0), *((lo, hi, 0) for lo, hi in pads), (0, 0, 0)])
+    rhs = lax.rev(_dilate_kernel(rhs.astype(work), plan.rhs_dilation), tuple(range(n)))
+    y = _spectral_product(plan, lhs, rhs, tuple(next_fast_len(m) for m in sizes))
+    index = (slice(None), *(slice(k - 1, k - 1 + m) for k, m in zip(eff_k, out_spatial, strict=True)), slice(None))
+    return y[index].astype(out)
+
+
+def _fft_periodic(plan: object, lhs: jax.Array, rhs: jax.Array) -> jax.Array:
+    """'fft' of a 'CIRCULAR' plan, canonical layout: one FFT of exactly the period per axis.
+
+    With ``low`` flax's low pad, ``y[x] = sum_m lhs[(x - low + m) mod P] f[m]``
+    for the dilated kernel folded onto the period, ``f``; that is the circular
+    convolution of ``lhs`` with ``f`` flipped and rotated by ``1 + low``.
+    """
+    work, out = _fft_dtype(plan, lhs.dtype)
+    periods = lhs.shape[1:-1]
+    empty = _empty(plan, periods, lhs, out)
+    if empty is not None:
+        return empty
+    f = _dilate_kernel(rhs.astype(work), plan.rhs_dilation)
+    for ax, period in enumerate(periods):
+        size = f.shape[ax]
+        low, _ = _geometry.circular_pads(size)
+        folds = -(-size // period)
+        pad = [(0, 0)] * f.ndim
+        pad[ax] = (0, folds * period - size)
+        f = jnp.pad(f, pad)
+        f = f.reshape((*f.shape[:ax], folds, period, *f.shape[ax + 1 :])).sum(axis=ax)
+        f = jnp.roll(lax.rev(f, (ax,)), 1 + low, axis=ax)
+    y = _spectral_product(plan, lhs.astype(work), f, periods)
+    return y.astype(out)
+
+
+def _fft_forward(plan: object, lhs: jax.Array, rhs: jax.Array) -> jax.Array:
+    """Method 'fft': canonical operands, except a 'CIRCULAR' plan, which arrives raw (not wrapped)."""
+    if not plan.circular:
+        return _fft_linear(plan, lhs, rhs)
+    dn = plan.dn
+    lhs = _layout.permute(lhs, _layout.lhs_perm(dn))
+    rhs = _layout.permute(rhs, _layout.rhs_perm(dn))
+    return _layout.permute(_fft_periodic(plan, lhs, rhs), _layout.out_perm(dn))
+
+
+def _fft_raw(plan: object) -> bool:
+    return plan.circular
+
+
+#: The registry's methods defined here (unitconv._methods registers them).
+LAX_METHODS = (Method("fft", frozenset({"forward"}), _fft_forward, takes_raw=_fft_raw, check=_fft_check),)

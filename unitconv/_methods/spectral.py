@@ -257,7 +257,7 @@ def _fft_check(fn: str, plan: object, dtypes: object) -> None:
 def _fft_dtype(plan: object, dtype: object) -> tuple[object, object]:
     """(dtype the transforms run in, dtype of the result): half precision runs in float32."""
     out = jnp.dtype(plan.preferred_element_type or dtype)
-    work = jnp.promote_types(dtype, out)
+    work = out  # jax.lax accumulates in preferred_element_type
     if work in (jnp.dtype(jnp.float16), jnp.dtype(jnp.bfloat16)):
         work = jnp.dtype(jnp.float32)
     return work, out

@@ -2,10 +2,9 @@
 
 The choice is static and deterministic (the same shapes always get the same
 method, so results never depend on timing noise). Forward convolutions
-resolve to ``'lax'`` (bitwise jax.lax; the fast forward methods will add
-their rules here), except where :func:`_fft_pays` predicts ``'fft'`` at
-least :data:`FFT_MARGIN` times faster (large kernels, few channels).
-Transposed convolutions follow :func:`choose_transpose`.
+follow :func:`choose_forward`, except where :func:`_fft_pays` predicts ``'fft'``
+at least :data:`FFT_MARGIN` times faster than jax.lax (large kernels, few
+channels); transposed convolutions follow :func:`choose_transpose`.
 """
 
 from __future__ import annotations
@@ -60,8 +59,57 @@ def choose(plan: Any, dtypes: Any, backend: str | None) -> str:
     """The method 'auto' resolves to for ``plan`` (operand dtypes ``dtypes``) on ``backend``."""
     dtype = dtypes[0] if dtypes is not None else jnp.float32
     if plan.op == "forward":
-        return "fft" if _fft_pays(plan, dtype, backend or jax.default_backend()) else "lax"
+        backend = backend or jax.default_backend()
+        return "fft" if _fft_pays(plan, dtype, backend) else choose_forward(plan, dtype, backend)
     return choose_transpose(plan, dtype, backend or jax.default_backend())
+
+
+def forward_macs(plan: Any) -> int:
+    """Multiply-adds of a forward convolution: output elements x kernel taps x input channels per group."""
+    n = plan.n
+    return math.prod(plan.out_shape) * math.prod(plan.conv_rhs[:n]) * plan.conv_rhs[n]
+
+
+def choose_forward(plan: Any, dtype: Any, backend: str) -> str:
+    """The method ``'auto'`` resolves to for a forward convolution: a static cost model, in rules.
+
+    Calibrated on the forward suite of ``benchmarks/run.py`` (F1-F7) on a
+    2-core x86 CPU; wherever no method was measured faster, the answer is
+    ``'lax'`` (bitwise jax.lax):
+
+    1. Backends other than CPU, more than one device on the backend (a
+       mesh), dtypes other than float32, ``lhs_dilation``, batch groups or
+       ``out_sharding``: ``'lax'``.
+    2. Fewer than :data:`SMALL_MACS` multiply-adds: ``'lax'`` (the fixed
+       cost of a call dominates, and XLA's convolution compiles fastest).
+    3. One input channel per feature group (depthwise, F3): ``'depthwise'``.
+       XLA's CPU grouped convolution runs one small convolution per group
+       (measured 15-40x slower forward, 3-5x slower forward+backward).
+    4. A 1x1 kernel (every kernel size 1) without groups (F4):
+       ``'patches'``, a single matrix product of the (strided) input with
+       the kernel (measured about 2x jax.lax in both passes).
+    5. Three spatial dimensions (F7): ``'fold'``, a sum of XLA 2-D
+       convolutions, one per depth tap (measured 5-8x jax.lax forward,
+       4-6x forward+backward; XLA's 3-D CPU kernel is slow).
+    6. Otherwise ``'lax'``: for 1-D and 2-D convolutions with a real
+       kernel (F1, F2, F5, F6) XLA's own CPU convolution runs near the
+       machine's matmul rate and the matrix-product methods measured slower
+       ('patches' pays for its buffer, 'taps' for short contractions).
+    """
+    if backend != "cpu" or len(jax.devices(backend)) > 1 or jnp.dtype(dtype) != jnp.dtype(jnp.float32):
+        return "lax"
+    if plan.batch_group_count != 1 or any(d != 1 for d in plan.lhs_dilation) or plan.out_sharding is not None:
+        return "lax"
+    if forward_macs(plan) < SMALL_MACS:
+        return "lax"
+    n, g = plan.n, plan.feature_group_count
+    if g > 1 and plan.conv_rhs[n] == 1:
+        return "depthwise"
+    if g == 1 and all(k == 1 for k in plan.conv_rhs[:n]):
+        return "patches"
+    if n == 3:
+        return "fold"
+    return "lax"
 
 
 def choose_transpose(plan: Any, dtype: Any, backend: str) -> str:

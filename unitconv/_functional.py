@@ -101,9 +101,13 @@ def conv_general_dilated(
         Return the result in this unit. Its dimension must equal that of
         ``unit(lhs) * unit(rhs)``.
     method : str, optional
-        ``'auto'`` (default), ``'lax'`` or ``'xla'``. ``'xla'`` is
-        jax.lax.conv_general_dilated itself; ``'auto'`` and ``'lax'`` compute
-        the same result today (bitwise jax.lax's).
+        ``'auto'`` (default), ``'lax'``, ``'xla'``, ``'patches'``,
+        ``'taps'``, ``'depthwise'`` or ``'fold'``. ``'xla'`` is
+        jax.lax.conv_general_dilated itself and ``'lax'`` its result bitwise;
+        the others compute it as matrix products or fused multiply-adds
+        (equal to rounding; see docs/performance.md), falling back to
+        ``'xla'`` where they do not apply. ``'auto'`` picks one per shape on
+        CPU and ``'lax'`` elsewhere.
 
     Returns
     -------

@@ -402,7 +402,7 @@ def test_attributes_match_flax():
     ours, theirs = fields(ul.Conv), fields(nn.Conv)
     deprecated = ("conv_general_dilated", "conv_general_dilated_cls")
     assert [n for n in theirs if n not in deprecated] == list(ours)[: len(theirs) - 2]
-    assert set(ours) - set(theirs) == {"preferred_element_type", "kernel_unit", "in_unit", "out_unit"}
+    assert set(ours) - set(theirs) == {"preferred_element_type", "kernel_unit", "in_unit", "out_unit", "method"}
 
 
 # ---------------------------------------------------------------------------
@@ -533,7 +533,12 @@ def test_kernel_init_returning_compatible_quantity_is_converted():
         (ul.Conv(2, (3, 3)), (4, 1), ValueError, r"`inputs` must have shape \(\*batch, spatial, spatial"),
         (ul.Conv(2, (3,), feature_group_count=2), (1, 4, 3), ValueError, "divisible by `feature_group_count`"),
         (ul.Conv(2, (3,), mask=jnp.ones((3, 3))), (1, 4, 1), ValueError, "`mask` must have the kernel's shape"),
-        (ul.ConvTranspose(2, (3,), strides=(1, 2)), (1, 4, 1), ValueError, r"`strides` \(=\(1, 2\)\) must have 1 entry"),
+        (
+            ul.ConvTranspose(2, (3,), strides=(1, 2)),
+            (1, 4, 1),
+            ValueError,
+            r"`strides` \(=\(1, 2\)\) must have 1 entry",
+        ),
         (ul.ConvTranspose(2, (0,)), (1, 4, 1), ValueError, r"`kernel_size`\[0\] \(=0\) must be a positive integer"),
         (ul.ConvTranspose(2, (3,), padding=1.5), (1, 4, 1), TypeError, "`padding`"),
     ],

@@ -106,18 +106,21 @@ def conv_general_dilated(
         Return the result in this unit. Its dimension must equal that of
         ``unit(lhs) * unit(rhs)``.
     method : str, optional
-        ``'auto'`` (default), ``'lax'``, ``'xla'`` or ``'fft'``. ``'xla'``
-        is jax.lax.conv_general_dilated itself and ``'lax'`` the same
-        computation (bitwise jax.lax's). ``'fft'`` computes by real (or
-        complex) FFTs with the channels contracted per frequency, for window
-        strides and lhs_dilation of 1 (else ValueError) and any rhs_dilation,
-        groups, layout and padding; it agrees with jax.lax within rounding
-        (about 1e-6 of max |y| in float32), runs float16/bfloat16 in float32,
-        and is differentiated by JAX through the FFTs. ``'auto'`` is
-        ``'lax'`` unless a static cost model predicts ``'fft'`` at least
-        twice as fast on a single CPU device (large kernels with few
-        channels: see docs/performance.md), so small kernels stay bitwise
-        jax.lax.
+        ``'auto'`` (default), ``'lax'``, ``'xla'``, ``'patches'``,
+        ``'taps'``, ``'depthwise'``, ``'fold'`` or ``'fft'``. ``'xla'`` is
+        jax.lax.conv_general_dilated itself and ``'lax'`` its result bitwise;
+        'patches', 'taps', 'depthwise' and 'fold' compute it as matrix
+        products or fused multiply-adds (equal to rounding; see
+        docs/performance.md), falling back to ``'xla'`` where they do not
+        apply. ``'fft'`` computes by real (or complex) FFTs with the channels
+        contracted per frequency, for window strides and lhs_dilation of 1
+        (else ValueError) and any rhs_dilation, groups, layout and padding;
+        it agrees with jax.lax within rounding (about 1e-6 of max |y| in
+        float32), runs float16/bfloat16 in float32, and is differentiated by
+        JAX through the FFTs. ``'auto'`` picks ``'fft'`` where a static cost
+        model predicts it at least twice as fast on a single CPU device
+        (large kernels with few channels), otherwise one of the others per
+        shape on CPU, and ``'lax'`` elsewhere.
 
     Returns
     -------

@@ -3,7 +3,8 @@
 Each module lists its methods, which are registered with :mod:`unitconv._methods._registry`:
 :mod:`~unitconv._methods.xla` ('xla', 'lax') and
 :mod:`~unitconv._methods.polyphase` ('phase', 'subpixel', 'matmul',
-'col2im') and :mod:`~unitconv._methods.spectral` ('fft', for the forward
+'col2im'), :mod:`~unitconv._methods.forward` ('patches', 'taps',
+'depthwise', 'fold') and :mod:`~unitconv._methods.spectral` ('fft', for the forward
 convolutions). Adding a method is a new module here with a ``METHODS`` tuple of
 :class:`Method` entries, plus one registration line below; the cost model that lets
 'auto' pick it lives in :mod:`unitconv._auto`.
@@ -24,11 +25,11 @@ import numpy as np
 from jax import lax
 
 from unitconv import _derivative
-from unitconv._methods import polyphase, spectral, xla
+from unitconv._methods import forward, polyphase, spectral, xla
 from unitconv._methods._registry import OPS, Method, get, names, primal, register
 
 # The registrations, in the order `method=` lists them. A new method module adds its line here.
-for _module in (xla, polyphase):
+for _module in (xla, polyphase, forward):
     for _method in _module.METHODS:
         register(_method)
 for _method in spectral.LAX_METHODS:  # (spectral.METHODS is unitconv.signal's own table)

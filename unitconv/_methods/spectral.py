@@ -35,20 +35,33 @@ BOUNDARY_PAD = {"fill": "constant", "wrap": "wrap", "symm": "symmetric"}
 
 
 def next_fast_len(n: int) -> int:
-    """The smallest 5-smooth integer (2^a 3^b 5^c) that is at least ``n`` (a static int)."""
+    """The smallest 11-smooth integer (2^a 3^b 5^c 7^d 11^e) that is at least ``n`` (a static int).
+
+    XLA's CPU FFT (DUCC) has passes for the radices 2, 3, 4, 5, 7, 8 and 11
+    and ran every such length at the same speed per ``N log2 N`` within the
+    noise of this project's machine (docs/performance.md, "Signal"), so the
+    nearest 11-smooth length wastes the least work; a length with a larger
+    prime factor runs slower.
+    """
     if n <= 1:
         return 1
     best = 2 ** math.ceil(math.log2(n))
-    p5 = 1
-    while p5 < best:
-        p35 = p5
-        while p35 < best:
-            # the smallest power of two taking p35 to at least n
-            m = p35 * 2 ** max(0, math.ceil(math.log2(n / p35)))
-            best = min(best, m)
-            p35 *= 3
-        p5 *= 5
+    for p11 in _powers(11, best):
+        for p7 in _powers(7, best // p11):
+            for p5 in _powers(5, best // (p11 * p7)):
+                for p3 in _powers(3, best // (p11 * p7 * p5)):
+                    odd = p11 * p7 * p5 * p3
+                    # the smallest power of two taking `odd` to at least n
+                    best = min(best, odd * 2 ** max(0, math.ceil(math.log2(n / odd))))
     return best
+
+
+def _powers(p: int, limit: int) -> list[int]:
+    out, x = [], 1
+    while x <= limit:
+        out.append(x)
+        x *= p
+    return out
 
 
 def window(mode: str, s1: int, s2: int, *, mirror: bool = False) -> tuple[int, int]:
@@ -141,43 +154,76 @@ def _crop(y: jax.Array, axes: tuple[int, ...], wins: tuple[tuple[int, int], ...]
     return y[tuple(index)]
 
 
+def circular_length(s1: int, s2: int, start: int, length: int) -> int:
+    """The shortest fast FFT length whose circular convolution is exact on the window ``[start, start + length)``.
+
+    A circular convolution of length ``N`` adds ``y[i + N]`` and ``y[i - N]``
+    of the full convolution (length ``s1 + s2 - 1``) onto ``y[i]``; neither
+    reaches the window when ``N >= max(s1 + s2 - 1 - start, start + length)``.
+    'valid' therefore needs only ``max(s1, s2)`` points and 'same' about half
+    a kernel more, not the ``s1 + s2 - 1`` of the whole convolution.
+    """
+    return next_fast_len(max(s1 + s2 - 1 - start, start + length, s1, s2))
+
+
 def _fft(spec: Spec, a: jax.Array, b: jax.Array, wins: tuple[tuple[int, int], ...]) -> jax.Array:
-    """The window of the full convolution by one FFT of 5-smooth lengths along the axes."""
-    lengths = tuple(next_fast_len(a.shape[ax] + b.shape[ax] - 1) for ax in spec.axes)
+    """The window of the full convolution by one FFT along the axes, of the shortest exact fast lengths."""
+    lengths = tuple(
+        circular_length(a.shape[ax], b.shape[ax], start, length)
+        for ax, (start, length) in zip(spec.axes, wins, strict=True)
+    )
     return _crop(_transform(a, b, spec.axes, lengths), spec.axes, wins)
 
 
 def _overlap_add(spec: Spec, a: jax.Array, b: jax.Array, wins: tuple[tuple[int, int], ...]) -> jax.Array:
-    """The window of the full convolution by overlap-add along the axes with a block length."""
+    """The window of the full convolution in blocks along the axes with a block length (overlap-save).
+
+    Along such an axis, output block ``m`` (``L`` samples from ``start + m L``)
+    is the last ``L`` samples of the circular convolution of length
+    ``n = L + s2 - 1`` of ``b`` with the frame ``a[start + m L - s2 + 1 :][: n]``.
+    The frames are built in one pass (the signal cut into blocks of ``L``,
+    each followed by the head of the next) and transformed together, as a
+    batch, in one FFT call; the blocks of the result are contiguous, so no
+    overlap needs adding. Other axes are transformed whole, as in ``'fft'``.
+    """
     if math.prod(b.shape[ax] for ax in spec.axes) > math.prod(a.shape[ax] for ax in spec.axes):
-        a, b = b, a  # the longer operand is cut into blocks
-    axes, lengths, folds = list(spec.axes), [], []
-    for i, block in enumerate(spec.blocks):
+        a, b = b, a  # the longer operand is cut into blocks (the full convolution is the same)
+    zero = jnp.zeros((), a.dtype)
+    axes, lengths, folds, crops = list(spec.axes), [], [], []
+    blocks = spec.blocks or (None,) * len(axes)
+    for i, (block, (start, length)) in enumerate(zip(blocks, wins, strict=True)):
         ax = axes[i]
         s1, s2 = a.shape[ax], b.shape[ax]
-        if block is None or s1 <= block or block < s2 - 1:
-            lengths.append(next_fast_len(s1 + s2 - 1))
+        if block is None or block >= length or block < s2 - 1:
+            lengths.append(circular_length(s1, s2, start, length))
+            crops.append((ax, start, length))
             continue
-        count = -(-s1 // block)
-        pad = [(0, 0)] * a.ndim
-        pad[ax] = (0, count * block - s1)
-        a = jnp.pad(a, pad).reshape((*a.shape[:ax], count, block, *a.shape[ax + 1 :]))
+        count = -(-length // block)
+        lo = s2 - 1 - start  # a_pad[j] = a[j - (s2 - 1)], taken from `start` on (negative: a crop)
+        config = [(0, 0, 0)] * a.ndim
+        config[ax] = (lo, (count + 1) * block - s1 - lo, 0)
+        cut = lax.pad(a, zero, config).reshape((*a.shape[:ax], count + 1, block, *a.shape[ax + 1 :]))
+        a = jnp.concatenate(
+            [
+                lax.slice_in_dim(cut, 0, count, axis=ax),
+                lax.slice_in_dim(lax.slice_in_dim(cut, 1, count + 1, axis=ax), 0, s2 - 1, axis=ax + 1),
+            ],
+            axis=ax + 1,
+        )
         b = jnp.expand_dims(b, ax)
         axes = [x + (x >= ax) for x in axes]  # the block index is a new axis before `ax`
-        folds.append((axes[i], count, block, s2 - 1))
-        lengths.append(next_fast_len(block + s2 - 1))
+        crops = [(c + (c >= ax), st, ln) for c, st, ln in crops]
+        folds = [(f + (f >= ax), *rest) for f, *rest in folds]
+        folds.append((axes[i], count, block, s2 - 1, length))
+        lengths.append(block + s2 - 1)
     y = _transform(a, b, tuple(axes), tuple(lengths))
-    for ax, count, block, tail in reversed(folds):  # the last-inserted block axis first
-        y = lax.slice_in_dim(y, 0, block + tail, axis=ax)
-        head = lax.slice_in_dim(y, 0, block, axis=ax)
-        over = lax.slice_in_dim(y, block, block + tail, axis=ax)
-        pad = [(0, 0)] * y.ndim
-        pad[ax], pad[ax - 1] = (0, block - tail), (1, 0)
-        shifted = lax.slice_in_dim(jnp.pad(over, pad), 0, count, axis=ax - 1)
-        body = (head + shifted).reshape((*y.shape[: ax - 1], count * block, *y.shape[ax + 1 :]))
-        last = lax.index_in_dim(over, count - 1, axis=ax - 1, keepdims=False)
-        y = jnp.concatenate([body, last], axis=ax - 1)
-    return _crop(y, spec.axes, wins)
+    for ax, start, length in crops:
+        y = lax.slice_in_dim(y, start, start + length, axis=ax)
+    for ax, count, block, skip, length in reversed(folds):  # the last-inserted block axis first
+        y = lax.slice_in_dim(y, skip, skip + block, axis=ax)
+        y = y.reshape((*y.shape[: ax - 1], count * block, *y.shape[ax + 1 :]))
+        y = lax.slice_in_dim(y, 0, length, axis=ax - 1)
+    return y
 
 
 def _circular(spec: Spec, a: jax.Array, b: jax.Array) -> jax.Array:

@@ -338,22 +338,34 @@ def choose_signal(shape1: tuple, shape2: tuple, axes: tuple, windows: tuple, dty
 # * direct (jax.lax), float32: DIRECT_NS x (I x O + DIRECT_CHANNELS) per output point and kernel
 #   tap, per batch element (I = input features per group, O = output features): XLA's CPU
 #   convolution is a matrix product over the channels with a fixed cost per tap on top of it.
-#   Other dtypes (float64, complex) run as plain loops: DIRECT_SLOW_NS per multiply-add;
+#   Other dtypes (float64, complex) run as plain loops (DIRECT_SLOW_NS, DIRECT_LOOP_NS per
+#   multiply-add) except with many channels (DIRECT_SLOW_MAX times the float32 cost);
 # * fft: FFT_NS x P log2 P per transform (N x C of lhs, I x O of the kernel, N x O of the output;
-#   twice that for complex operands, FFT_SLOW times that in double precision), P the points of
-#   one transform, plus SPECTRAL_NS per complex multiply-add of the channel contraction (N x P x
+#   twice that for complex operands, FFT_SLOW times that in double precision, LARGE_FFT times
+#   that when all transforms hold more than LARGE_FFT_POINTS), P the points of one transform,
+#   plus SPECTRAL_NS per complex multiply-add of the channel contraction (N x P x
 #   I x O, half of it for real operands), plus FFT_FIXED_NS per call.
 
 #: Direct convolution, float32: ns per output point, kernel tap and pair of channels.
 DIRECT_NS = 0.03
 #: The fixed cost of a tap of the float32 direct convolution, in pairs of channels.
 DIRECT_CHANNELS = 40
-#: Direct convolution, other dtypes: ns per multiply-add.
-DIRECT_SLOW_NS = 0.6
+#: Direct convolution, other dtypes (measured in float64): ns per multiply-add with one pair of
+#: channels (measured 0.2-0.7) and with up to MATMUL_CHANNELS pairs (measured 1.4-3.5); from
+#: MATMUL_CHANNELS pairs on, XLA's float64 convolution is a matrix product too, DIRECT_SLOW_MAX
+#: times the float32 cost (measured 0.03-0.1 ns per multiply-add at 32 x 32 channels).
+DIRECT_SLOW_NS = 0.2
+DIRECT_LOOP_NS = 1.0
+MATMUL_CHANNELS = 512
+DIRECT_SLOW_MAX = 3.3
 #: ns per point and log2(points) of one real transform (float32).
 FFT_NS = 0.5
 #: The FFT cost factor in double precision.
 FFT_SLOW = 2.0
+#: Spectra of more points than this in all (lhs, kernel and output transforms together) do not
+#: fit in cache: their transforms run LARGE_FFT times slower per point.
+LARGE_FFT_POINTS = 2**21
+LARGE_FFT = 1.8
 #: ns per complex multiply-add of the channel contraction in the frequency domain.
 SPECTRAL_NS = 0.5
 #: ns of fixed cost of the FFT method (its launches), so that tiny convolutions stay 'lax'.
@@ -380,13 +392,17 @@ def forward_costs(plan: Any, dtype: Any) -> dict[str, float]:
         )
     complex_ = jnp.issubdtype(dtype, jnp.complexfloating)
     double = jnp.dtype(dtype) in (jnp.dtype(jnp.float64), jnp.dtype(jnp.complex128))
-    macs = out_batch * out_points * taps * i * o
-    if jnp.dtype(dtype) == jnp.dtype(jnp.float32):
-        direct = DIRECT_NS * out_batch * out_points * taps * (i * o + DIRECT_CHANNELS)
-    else:
-        direct = DIRECT_SLOW_NS * macs
-    transforms = (batch * c + i * o + out_batch * o) * points * math.log2(max(points, 2)) * FFT_NS
+    direct = DIRECT_NS * out_batch * out_points * taps * (i * o + DIRECT_CHANNELS)
+    if jnp.dtype(dtype) != jnp.dtype(jnp.float32):
+        macs = out_batch * out_points * taps * i * o
+        if i * o >= MATMUL_CHANNELS:
+            direct *= DIRECT_SLOW_MAX
+        else:
+            direct = macs * (DIRECT_SLOW_NS if i * o == 1 else DIRECT_LOOP_NS)
+    count = batch * c + i * o + out_batch * o
+    transforms = count * points * math.log2(max(points, 2)) * FFT_NS
     transforms *= (2.0 if complex_ else 1.0) * (FFT_SLOW if double else 1.0)
+    transforms *= LARGE_FFT if count * points > LARGE_FFT_POINTS else 1.0
     spectral = SPECTRAL_NS * out_batch * points * i * o * (1.0 if complex_ else 0.5)
     return {"lax": direct, "fft": transforms + spectral + FFT_FIXED_NS}
 

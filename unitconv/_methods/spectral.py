@@ -273,7 +273,7 @@ _jitted = jax.jit(_compute, static_argnums=0)
 #
 # * linear: the kernel is dilated (zeros between taps) and flipped, so the correlation is the
 #   window [k - 1, L) of the full linear convolution of the padded lhs (length L) with it; one
-#   FFT of 5-smooth length >= L per axis gives that window exactly (the circular wrap-around
+#   FFT of fast (next_fast_len) length >= L per axis gives that window exactly (the circular wrap-around
 #   only lands on the first k - 1 samples);
 # * 'CIRCULAR' (flax's mode, stride 1): one FFT of exactly the period per axis, the dilated
 #   kernel folded onto the period and rotated by the low pad: no wrapped copy of the lhs.
@@ -350,7 +350,7 @@ def _empty(plan: object, out_spatial: tuple[int, ...], lhs: jax.Array, out: obje
 
 
 def _fft_linear(plan: object, lhs: jax.Array, rhs: jax.Array) -> jax.Array:
-    """'fft' in the canonical layout: the padded lhs, the dilated flipped kernel, one FFT of 5-smooth length."""
+    """'fft' in the canonical layout: the padded lhs, the dilated flipped kernel, one FFT of fast length."""
     n = plan.n
     work, out = _fft_dtype(plan, lhs.dtype)
     pads = plan.explicit_pads

@@ -1,10 +1,11 @@
 """Convolution benchmark: unitconv against jax.lax, brainunit and PyTorch, transposed and forward.
 
-One command prints the tables and writes docs/performance.md and its plots::
+One command prints the tables and writes docs/performance.md and its figures::
 
     python benchmarks/run.py                   # both suites (slow: jax.lax's training steps take seconds)
     python benchmarks/run.py --quick           # transposed 1, 4, 7 and forward F1, F3, F7, fewer repetitions
     python benchmarks/run.py --suite forward   # the forward suite F1-F7 only (--configs F1,F3 picks some)
+    python benchmarks/run.py --replot          # only redraw the transposed figures from docs/performance.md
 
 Everything runs in one process. Each configuration's functions are jitted,
 warmed up, then timed *interleaved* (one call of each per round) and the
@@ -253,31 +254,56 @@ def build_tables(results, eager, with_torch):
     return "\n".join(lines + summary + eager_lines) + "\n" + note + "\n", ratios
 
 
-def plot(results, with_torch, path: Path) -> None:
-    import matplotlib
+#: The figures, one per question, written next to docs/performance.md.
+FIGURES = {
+    "fwd": ("performance-transpose-forward.png", "Transposed convolution, forward pass"),
+    "train": ("performance-transpose-fwdbwd.png", "Transposed convolution, forward + backward"),
+}
 
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
 
-    fig, axes = plt.subplots(1, 2, figsize=(12, 4.5), sharey=False)
+def label(idx: int, cfg) -> str:
+    """A configuration's name on the figures' axis: its number and use, then its geometry."""
+    n, batch, spatial, c_in, c_out, k, s, _pad, use = cfg
+    return f"{idx + 1}. {n}-D {use}".rstrip() + f"\nN{batch} {'×'.join(map(str, spatial))}, {c_in}→{c_out}, k{k} s{s}"
+
+
+def plot(results, with_torch, docs: Path) -> list[Path]:
+    """Write one figure per pass (forward; forward + backward): useful GFLOP/s per configuration."""
+    from _plot import bar_figure
+
     names = ["lax", "brainunit", "unitconv", *(("torch",) if with_torch else ())]
-    for ax, kind, title in ((axes[0], 2, "forward"), (axes[1], 3, "forward + backward")):
-        labels = [str(r[0] + 1) for r in results]
-        xs = np.arange(len(results))
-        width = 0.8 / len(names)
-        for j, name in enumerate(names):
-            mult = 1 if kind == 2 else 3
-            vals = [mult * r[4] / r[kind][name] / 1e9 if name in r[kind] else 0.0 for r in results]
-            ax.bar(xs + j * width, vals, width, label=name)
-        ax.set_xticks(xs + width * (len(names) - 1) / 2, labels)
-        ax.set_xlabel("suite configuration")
-        ax.set_ylabel("useful GFLOP/s")
-        ax.set_yscale("log")
-        ax.set_title(title)
-        ax.legend()
-    fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
+    paths = []
+    for kind, col, mult in (("fwd", 2, 1), ("train", 3, 3)):
+        rows = [(label(r[0], r[1]), {k: mult * r[4] / t / 1e9 for k, t in r[col].items()}) for r in results]
+        name, title = FIGURES[kind]
+        paths.append(bar_figure(rows, names, docs / name, title))
+    return paths
+
+
+def results_from_page(page: Path):
+    """The timings of the last run, read back from the table that run wrote into ``page``.
+
+    Rows as ``bench_config`` gives them (index, configuration, forward and fwd+bwd seconds per
+    implementation, flops), for redrawing the figures (``--replot``) without timing anything again.
+    """
+    text = page.read_text(encoding="utf-8")
+    block_text = text[text.index("<!-- benchmark:begin -->") : text.index("<!-- benchmark:end -->")]
+    table = [line for line in block_text.splitlines() if line.startswith("| ")]
+    head = [c.strip() for c in table[0].strip("|").split("|")]
+    timed = {c.removesuffix(" ms"): i for i, c in enumerate(head) if c.endswith(" ms")}
+    by_idx: dict[int, dict[str, dict[str, float]]] = {}
+    for line in table[1:]:
+        cells = [c.strip() for c in line.strip("|").split("|")]
+        if not cells[0].isdigit():
+            break  # the summary tables below the main one
+        times = {k: float(cells[i]) / 1e3 for k, i in timed.items() if cells[i] != "—"}
+        by_idx.setdefault(int(cells[0]) - 1, {})["fwd" if cells[2] == "forward" else "train"] = times
+    results = []
+    for idx, t in by_idx.items():
+        n, batch, spatial, c_in, c_out, k = SUITE[idx][:6]
+        flops = 2 * batch * math.prod(spatial) * c_in * c_out * k**n
+        results.append((idx, SUITE[idx], t["fwd"], t["train"], flops, None, None))
+    return results
 
 
 # --- the forward suite --------------------------------------------------------------------
@@ -532,7 +558,13 @@ def main(argv=None) -> int:
     parser.add_argument("--rounds", type=int, default=None, help="timed rounds per function (default 7/9, quick 5)")
     parser.add_argument("--no-torch", action="store_true", help="leave the PyTorch column out")
     parser.add_argument("--no-write", action="store_true", help="print only; do not write docs/performance.md")
+    parser.add_argument("--replot", action="store_true", help="only redraw the figures from docs/performance.md")
     args = parser.parse_args(argv)
+    if args.replot:
+        results = results_from_page(ROOT / "docs" / "performance.md")
+        paths = plot(results, any("torch" in r[2] for r in results), ROOT / "docs")
+        print("wrote", ", ".join(str(p.relative_to(ROOT)) for p in paths), file=sys.stderr)
+        return 0
     with_torch = torch is not None and not args.no_torch
     if with_torch:
         torch.set_num_threads(os.cpu_count() or 1)
@@ -567,14 +599,17 @@ def run_transpose(args, with_torch: bool, machine: str) -> None:
     print(f"\n{machine}; {mode}, median of {rounds} interleaved rounds\n")
     print(table)
     if not args.no_write:
-        plot(results, with_torch, ROOT / "docs" / "performance.png")
+        figures = plot(results, with_torch, ROOT / "docs")
         text = (
             f"Measured by `python benchmarks/run.py` ({mode}) on: {machine}; "
             f"median of {rounds} interleaved rounds after warm-up.\n\n{table}\n"
-            "![useful GFLOP/s per configuration](performance.png)"
+            + "".join(
+                f"![{FIGURES[k][1]}: useful GFLOP/s per configuration]({p.name})\n\n"
+                for k, p in zip(FIGURES, figures, strict=True)
+            )
         )
         write_section(ROOT / "docs" / "performance.md", "<!-- benchmark:begin -->", "<!-- benchmark:end -->", text)
-        print("wrote docs/performance.md and docs/performance.png", file=sys.stderr)
+        print("wrote docs/performance.md, " + ", ".join(f"docs/{p.name}" for p in figures), file=sys.stderr)
 
 
 if __name__ == "__main__":

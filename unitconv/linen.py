@@ -454,7 +454,7 @@ class Conv(_UnitConvBase):
             msg = f"{fn}: `padding`='CAUSAL' needs a 1-D kernel, got kernel_size {a.kernel_size}."
             raise ValueError(msg)
         x, batch_shape, num_batch = self._flatten(fn, inputs, a.n)
-        if padding in _layer.PREPAD_MODES:
+        if padding in _layer.PREPADDED:
             x = _layer.prepad(x, padding, a.kernel_size, a.kernel_dilation)
             padding = "VALID"
         in_features, groups = x.shape[-1], a.feature_group_count

@@ -20,6 +20,10 @@ def _never(plan: Any) -> bool:
     return False
 
 
+def _no_check(fn: str, plan: Any, dtypes: Any) -> None:
+    return None
+
+
 @dataclass(frozen=True)
 class Method:
     """One way of computing a convolution.
@@ -53,6 +57,10 @@ class Method:
         ``takes_raw(plan) -> bool``: whether ``compute`` takes the operands as
         the user gave them (no wrapping, no kernel preparation), e.g. to call
         jax.lax's own function.
+    check : callable
+        ``check(fn, plan, dtypes)``: raises (naming ``fn``) when the method,
+        asked for by name, cannot compute this plan; run before anything is
+        computed. 'auto' never picks such a plan.
     """
 
     name: str
@@ -63,6 +71,7 @@ class Method:
     kernel_tangent: str = "matmul"
     applies: Callable[[Any, Any], bool] = _always
     takes_raw: Callable[[Any], bool] = _never
+    check: Callable[[str, Any, Any], None] = _no_check
 
 
 _REGISTRY: dict[str, Method] = {}

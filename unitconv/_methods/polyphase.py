@@ -75,29 +75,35 @@ def phase_combos(dims: Sequence[Phases]) -> list[tuple[Phase, ...]]:
     return list(itertools.product(*(dm.active for dm in dims)))
 
 
-def _interleave(plan: Plan, parts: dict[tuple[int, ...], Any], like_shape: tuple[int, ...], dtype: Any) -> Any:
+def _interleave(plan: Plan, parts: dict[tuple[int, ...], Any]) -> Any:
     """Assemble phase outputs ``parts[r]`` of shape ``(N, *Q, O)`` into ``(N, *T, O)``.
 
-    Missing phases (no tap meets them) are zeros.
+    ``parts`` holds every combination of active phases. The phases that meet
+    no tap are zeros, and each run of them between two active phases is one
+    zero block: the number of operations grows with the taps, never with the
+    stride.
     """
     dims = plan.phases
     n = len(dims)
-    zero = None
 
     def build(prefix: tuple[int, ...]) -> Any:
-        nonlocal zero
         level = len(prefix)
         if level == n:
-            if prefix in parts:
-                return parts[prefix]
-            if zero is None:
-                zero = jnp.zeros(like_shape, dtype)
-            return zero
-        subs = [build((*prefix, r)) for r in range(dims[level].s)]
-        if len(subs) == 1:
-            return subs[0]
-        # stack the phase axis right after spatial axis `level`
-        return jnp.stack(subs, axis=2 + level)
+            return parts[prefix]
+        dm, axis = dims[level], 2 + level
+        if dm.s == 1:
+            return build((*prefix, 0))
+        pieces, nxt = [], 0
+        for p in dm.active:
+            sub = jnp.expand_dims(build((*prefix, p.r)), axis)
+            if p.r > nxt:
+                pieces.append(_zeros_like_phases(sub, axis, p.r - nxt))
+            pieces.append(sub)
+            nxt = p.r + 1
+        if nxt < dm.s:
+            pieces.append(_zeros_like_phases(pieces[-1], axis, dm.s - nxt))
+        # the phase axis sits right after spatial axis `level`
+        return pieces[0] if len(pieces) == 1 else jnp.concatenate(pieces, axis=axis)
 
     y = build(())
     # y: (N, Q0, s0?, Q1, s1?, ..., O) with the s axes present where s > 1
@@ -110,6 +116,13 @@ def _interleave(plan: Plan, parts: dict[tuple[int, ...], Any], like_shape: tuple
     if tuple(limits) != tuple(y.shape):
         y = lax.slice(y, [0] * len(limits), limits)
     return y
+
+
+def _zeros_like_phases(like: Any, axis: int, count: int) -> Any:
+    """Zeros shaped like ``like`` but with ``count`` entries along the phase axis ``axis``."""
+    shape = list(like.shape)
+    shape[axis] = count
+    return jnp.zeros(shape, like.dtype)
 
 
 @dataclass(frozen=True)
@@ -227,14 +240,6 @@ def _grouped_dot(plan: Plan, patches: Any, kern: Any) -> Any:
     return out.reshape((*out.shape[:-2], o))
 
 
-def _out_dtype(plan: Plan, x: Any) -> Any:
-    return x.dtype if plan.preferred_element_type is None else jnp.dtype(plan.preferred_element_type)
-
-
-def _phase_shape(plan: Plan, x: Any, o: int) -> tuple[int, ...]:
-    return (x.shape[0], *(dm.q for dm in plan.phases), o)
-
-
 def _group_conv(plan: Plan, x: Any, w: Any, grp: PhaseGroup) -> Any:
     n = len(plan.phases)
     return lax.conv_general_dilated(
@@ -261,7 +266,7 @@ def _by_groups(plan: Plan, x: Any, w: Any, *, single: bool, product: Any) -> Any
     parts: dict[tuple[int, ...], Any] = {}
     for grp in phase_groups(plan, single=single):
         parts.update(_group_split(plan, product(plan, x, w, grp), grp, o))
-    return _interleave(plan, parts, _phase_shape(plan, x, o), _out_dtype(plan, x))
+    return _interleave(plan, parts)
 
 
 def _by_phase_convs(plan: Plan, x: Any, w: Any) -> Any:
@@ -322,7 +327,7 @@ def _by_col2im(plan: Plan, x: Any, w: Any) -> Any:
             term = _window(zk, starts, [dm.q for dm in dims])
             acc = term if acc is None else acc + term
         parts[tuple(p.r for p in phases)] = acc
-    return _interleave(plan, parts, _phase_shape(plan, x, o), _out_dtype(plan, x))
+    return _interleave(plan, parts)
 
 
 def _applies(plan: Plan, dtypes: Any) -> bool:

@@ -12,6 +12,7 @@ import jax.numpy as jnp
 import pytest
 from jax import lax
 
+from tests.marks import SLOW
 from tests.oracles import forward_output_size, reachable_input_sizes
 from unitconv import _geometry
 
@@ -33,6 +34,7 @@ def test_conv_output_size_is_jax_shape_rule(s):
         assert _geometry.conv_output_size(m, k, (lo, hi), stride=s) == forward_output_size(m, k, s, (lo, hi))
 
 
+@SLOW
 @pytest.mark.parametrize("padding", ["SAME", "VALID"])
 def test_transpose_pads_give_lax_conv_transpose_sizes(padding):
     for n, k, s in itertools.product(range(1, 6), KERNELS, STRIDES):

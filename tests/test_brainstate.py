@@ -98,6 +98,21 @@ def test_bias_and_out_unit_of_wrong_dimension_are_rejected(volt_bias, tripwire):
         ub.ConvTranspose1d((6, 1), 2, 3, w_init=init.Normal(unit=u.nS), in_unit=u.mV, out_unit=u.mV)
 
 
+@pytest.mark.parametrize(
+    ("cls", "kwargs", "pattern"),
+    [
+        ("Conv2d", {"method": "fast"}, r"^Conv2d: `method` must be one of 'auto'"),
+        ("ConvTranspose2d", {"method": "fast"}, r"^ConvTranspose2d: `method` must be one of 'auto'"),
+        ("ConvTranspose2d", {"stride": 2, "output_padding": (5, 5)}, r"^ConvTranspose2d: `output_padding`\[0\] \(=5\)"),
+        ("Conv2d", {"lhs_dilation": 0}, r"^Conv2d: `lhs_dilation`\[0\] \(=0\)"),
+    ],
+)
+def test_errors_of_the_convolution_name_the_layer(cls, kwargs, pattern):
+    # The convolution's own checks run under the layer's name, not the function's.
+    with pytest.raises(ValueError, match=pattern):
+        getattr(ub, cls)((8, 8, 3), 4, 3, **kwargs)
+
+
 def test_w_mask_applies_to_the_mantissa():
     mask = jnp.array([1.0, 0.0, 1.0]).reshape(3, 1, 1)
     layer = ub.Conv1d((5, 1), 1, 3, w_init=init.Constant(2.0 * u.nS), w_mask=mask, padding="VALID")

@@ -405,7 +405,7 @@ def test_attributes_match_flax():
     ours, theirs = fields(ul.Conv), fields(nn.Conv)
     deprecated = ("conv_general_dilated", "conv_general_dilated_cls")
     assert [n for n in theirs if n not in deprecated] == list(ours)[: len(theirs) - 2]
-    assert set(ours) - set(theirs) == {"preferred_element_type", "kernel_unit", "in_unit", "out_unit"}
+    assert set(ours) - set(theirs) == {"preferred_element_type", "kernel_unit", "in_unit", "out_unit", "method"}
 
 
 # ---------------------------------------------------------------------------

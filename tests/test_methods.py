@@ -298,7 +298,8 @@ def test_method_is_checked_up_front():
     with pytest.raises(ValueError, match=r"conv_transpose: `method` must be one of"):
         lhs_dilated_conv(x, w, (2,), [(1, 1)], (1,), DN[1], method="LAX")
     with pytest.raises(
-        ValueError, match=r"conv_general_dilated: `method` must be one of 'auto', 'xla', 'lax', got 'phase'"
+        ValueError,
+        match=r"conv_general_dilated: `method` must be one of 'auto', 'xla', 'lax', 'patches', 'taps', 'depthwise', 'fold', 'fft', got 'phase'",
     ):
         unitconv.conv_general_dilated(jnp.ones((1, 1, 3)), jnp.ones((1, 1, 2)), (1,), "SAME", method="phase")
 
@@ -315,3 +316,56 @@ def test_eager_calls_reuse_one_compiled_computation(rng):
     plan = next(reversed(_plan._PLANS.table.values()))  # the plan these calls used
     assert plan.lhs_shape == lhs.shape
     assert plan.executable._cache_size() == 1  # compiled once
+
+
+# --- [robust] item 4: planning and compiling cost O(taps), not O(stride) ------------------
+
+
+def _equation_count(jaxpr) -> int:
+    """Equations of ``jaxpr`` and of every jaxpr nested in its parameters."""
+    return sum(1 + sum(_equation_count(sub) for sub in jax.extend.core.jaxprs_in_params(e.params)) for e in jaxpr.eqns)
+
+
+@pytest.mark.parametrize("method", ["auto", "xla", *METHODS])
+@pytest.mark.parametrize("stride", [10**4, 10**6])
+def test_huge_strides_plan_and_trace_by_taps(method, stride):
+    """The issue's reproducer (stride 10**5 took a minute): phases that meet no tap are one zero block."""
+    from unitconv import _plan
+    from unitconv._methods.polyphase import phase_combos, phase_groups
+
+    x, w = jnp.ones((1, 2, 1)), jnp.ones((3, 1, 1))
+    dtypes = (x.dtype, w.dtype)
+    plan = _plan.transpose(
+        fn="t", lhs_shape=x.shape, rhs_shape=w.shape, strides=(stride,), padding="SAME", method=method, dtypes=dtypes
+    )
+    (dm,) = plan.phases
+    assert len(dm.active) <= 3  # at most one phase per tap
+    assert len(phase_combos(plan.phases)) <= 3
+    for single in (False, True):
+        assert len(phase_groups(plan, single=single)) <= 3 + 1
+    jaxpr = jax.make_jaxpr(lambda a, b: unitconv.conv_transpose(a, b, (stride,), "SAME", method=method))(x, w)
+    assert _equation_count(jaxpr.jaxpr) < 120
+    y = unitconv.conv_transpose(x, w, (stride,), "SAME", method=method)
+    assert y.shape == (1, 2 * stride, 1)
+    if stride == 10**4:
+        np.testing.assert_array_equal(y, lax.conv_transpose(x, w, (stride,), "SAME"))
+
+
+@pytest.mark.parametrize("method", ["auto", "phase", "subpixel", "matmul", "col2im"])
+@pytest.mark.parametrize(
+    ("strides", "padding"), [((10**4,), [(1, 3)]), ((1000, 7), "SAME"), ((7, 1000), "VALID"), ((1000, 3), "CIRCULAR")]
+)
+def test_large_strides_equal_lax(rng, method, strides, padding):
+    n = len(strides)
+    x = randn(rng, (2, *(3,) * n, 2))
+    w = randn(rng, (*(3, 2)[:n], 2, 3))
+    got = unitconv.conv_transpose(x, w, strides, padding, method=method)
+    if padding == "CIRCULAR":
+        from tests.oracles import circular_reference
+
+        want = circular_reference(x, w, strides, (1,) * n, False)
+    else:
+        want = lax.conv_transpose(x, w, strides, padding)
+    assert_close(got, np.asarray(want, np.float32), TOL[jnp.float32])
+    jaxpr = jax.make_jaxpr(lambda a, b: unitconv.conv_transpose(a, b, strides, padding, method=method))(x, w)
+    assert _equation_count(jaxpr.jaxpr) < 300

@@ -40,7 +40,7 @@ def general(plan: Any, lhs: Any, rhs: Any) -> Any:
 
 
 def _takes_raw(plan: Any) -> bool:
-    return plan.op == "forward" or plan.lax_padding is not None
+    return (plan.op == "forward" and not plan.circular) or plan.lax_padding is not None
 
 
 def _jax_lax(plan: Any, lhs: Any, rhs: Any) -> Any:

@@ -5,7 +5,7 @@ One command prints the tables and writes docs/performance.md and its figures::
     python benchmarks/run.py                   # both suites (slow: jax.lax's training steps take seconds)
     python benchmarks/run.py --quick           # transposed 1, 4, 7 and forward F1, F3, F7, fewer repetitions
     python benchmarks/run.py --suite forward   # the forward suite F1-F7 only (--configs F1,F3 picks some)
-    python benchmarks/run.py --replot          # only redraw the transposed figures from docs/performance.md
+    python benchmarks/run.py --replot          # only redraw the figures from docs/performance.md's tables
 
 Everything runs in one process. Each configuration's functions are jitted,
 warmed up, then timed *interleaved* (one call of each per round) and the
@@ -488,30 +488,58 @@ def forward_tables(results, eager, with_torch) -> str:
     return "\n".join(lines + summary + eager_lines) + "\n" + note + "\n"
 
 
-def plot_forward(results, with_torch, path: Path) -> None:
-    import matplotlib
+#: The forward suite's figures, one per question, written next to docs/performance.md.
+FORWARD_FIGURES = {
+    "fwd": ("performance-forward-forward.png", "Forward convolution, forward pass"),
+    "train": ("performance-forward-fwdbwd.png", "Forward convolution, forward + backward"),
+}
 
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
 
-    fig, axes = plt.subplots(1, 2, figsize=(12, 4.5))
+def label_forward(cfg) -> str:
+    """A forward configuration's name on the figures' axis: its name and use, then its geometry."""
+    name, n, batch, spatial, c_in, c_out, k, s, g, use = cfg
+    groups = f", g{g}" if g > 1 else ""
+    return f"{name} {n}-D {use}\nN{batch} {'×'.join(map(str, spatial))}, {c_in}→{c_out}, k{k} s{s}{groups}"
+
+
+def plot_forward(results, with_torch, docs: Path) -> list[Path]:
+    """Write one figure per pass (forward; forward + backward): useful GFLOP/s per forward configuration."""
+    from _plot import bar_figure
+
     names = ["lax", "brainunit", "unitconv", *(("torch",) if with_torch else ())]
-    for ax, kind, title in ((axes[0], 1, "forward"), (axes[1], 2, "forward + backward")):
-        xs = np.arange(len(results))
-        width = 0.8 / len(names)
-        for j, name in enumerate(names):
-            mult = 1 if kind == 1 else 3
-            vals = [mult * r[3] / r[kind][name] / 1e9 if name in r[kind] else 0.0 for r in results]
-            ax.bar(xs + j * width, vals, width, label=name)
-        ax.set_xticks(xs + width * (len(names) - 1) / 2, [r[0][0] for r in results])
-        ax.set_xlabel("forward suite configuration")
-        ax.set_ylabel("useful GFLOP/s")
-        ax.set_yscale("log")
-        ax.set_title(title)
-        ax.legend()
-    fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
+    paths = []
+    for kind, col, mult in (("fwd", 1, 1), ("train", 2, 3)):
+        rows = [(label_forward(r[0]), {k: mult * r[3] / t / 1e9 for k, t in r[col].items()}) for r in results]
+        name, title = FORWARD_FIGURES[kind]
+        paths.append(bar_figure(rows, names, docs / name, title))
+    return paths
+
+
+def forward_results_from_page(page: Path):
+    """The forward suite's last timings, read back from its table in ``page`` (for ``--replot``).
+
+    Rows as ``run_forward`` collects them: configuration, forward and fwd+bwd seconds per
+    implementation, and the forward flops (from the table's unitconv GFLOP/s and time).
+    """
+    text = page.read_text(encoding="utf-8")
+    block_text = text[text.index("<!-- forward:begin -->") : text.index("<!-- forward:end -->")]
+    table = [line for line in block_text.splitlines() if line.startswith("| ")]
+    head = [c.strip() for c in table[0].strip("|").split("|")]
+    timed = {c.removesuffix(" ms"): i for i, c in enumerate(head) if c.endswith(" ms")}
+    rate = head.index("unitconv GFLOP/s")
+    by_name: dict[str, dict] = {}
+    for line in table[1:]:
+        cells = [c.strip() for c in line.strip("|").split("|")]
+        if not cells[0].startswith("F"):
+            break  # the summary tables below the main one
+        times = {k: float(cells[i]) / 1e3 for k, i in timed.items() if cells[i] != "—"}
+        entry = by_name.setdefault(cells[0], {})
+        if cells[2] == "forward":
+            entry["fwd"], entry["flops"] = times, float(cells[rate]) * 1e9 * times["unitconv"]
+        else:
+            entry["train"] = times
+    configs = {c[0]: c for c in FORWARD}
+    return [(configs[k], t["fwd"], t["train"], t["flops"]) for k, t in by_name.items()]
 
 
 def write_section(page: Path, begin: str, end: str, block_text: str) -> None:
@@ -540,14 +568,20 @@ def run_forward(args, with_torch: bool, machine: str) -> None:
     print(f"\nForward convolutions. {machine}; {mode}, minimum of {rounds} interleaved rounds\n")
     print(table)
     if not args.no_write:
-        plot_forward(results, with_torch, ROOT / "docs" / "performance_forward.png")
+        figures = plot_forward(results, with_torch, ROOT / "docs")
         text = (
             f"Measured by `python benchmarks/run.py` ({mode}) on: {machine}; minimum of {rounds} "
-            f"interleaved rounds after warm-up.\n\n{table}\n![useful GFLOP/s per forward configuration]"
-            "(performance_forward.png)"
+            f"interleaved rounds after warm-up.\n\n{table}\n"
+            + "\n\n".join(
+                f"![{FORWARD_FIGURES[k][1]}: useful GFLOP/s per configuration]({p.name})"
+                for k, p in zip(FORWARD_FIGURES, figures, strict=True)
+            )
         )
         write_section(ROOT / "docs" / "performance.md", "<!-- forward:begin -->", "<!-- forward:end -->", text)
-        print("wrote docs/performance.md (forward section) and docs/performance_forward.png", file=sys.stderr)
+        print(
+            "wrote docs/performance.md (forward section), " + ", ".join(f"docs/{p.name}" for p in figures),
+            file=sys.stderr,
+        )
 
 
 def main(argv=None) -> int:
@@ -563,6 +597,8 @@ def main(argv=None) -> int:
     if args.replot:
         results = results_from_page(ROOT / "docs" / "performance.md")
         paths = plot(results, any("torch" in r[2] for r in results), ROOT / "docs")
+        forward = forward_results_from_page(ROOT / "docs" / "performance.md")
+        paths += plot_forward(forward, any("torch" in r[1] for r in forward), ROOT / "docs")
         print("wrote", ", ".join(str(p.relative_to(ROOT)) for p in paths), file=sys.stderr)
         return 0
     with_torch = torch is not None and not args.no_torch

@@ -353,3 +353,21 @@ def test_auto_result_for_a_large_kernel_is_close_to_lax():
     got = unitconv.conv_general_dilated(x * u.mV, w * u.nS, (1,), "SAME")
     assert got.unit == u.pA
     close(got.mantissa, _lax(x, w, "SAME", None, None, 1, 1))
+
+
+def test_fft_with_out_sharding_falls_back_to_xla():
+    from jax.sharding import PartitionSpec
+
+    planned = _plan.forward(
+        fn="conv_general_dilated",
+        lhs_shape=(1, 1, 4000),
+        rhs_shape=(1, 1, 301),
+        window_strides=(1,),
+        padding="SAME",
+        out_sharding=PartitionSpec(),
+        dtypes=(jnp.float32, jnp.float32),
+        method="fft",
+    )
+    assert planned.method == "xla"
+    assert _planned((1, 1, 4000), (1, 1, 301), (1,), "SAME") == "fft"
+    assert _planned((1, 1, 4000), (1, 1, 301), (1,), "SAME", out_sharding=PartitionSpec()) != "fft"

@@ -147,7 +147,9 @@ def choose_transpose(plan: Any, dtype: Any, backend: str) -> str:
        128 channels, was faster through it in both passes).
     7. Few output channels per phase convolution (fewer than
        :data:`SMALL_CHANNELS` on average over the sub-kernel shapes):
-       ``'subpixel'``, one convolution with all phases as channels.
+       ``'subpixel'``, whose input gradient is one convolution with all
+       phases as channels (its value is ``'phase'``'s, see
+       :mod:`unitconv._methods.polyphase`).
     8. Otherwise ``'phase'`` (one convolution per sub-kernel shape; when
        the stride divides the kernel size that is the sub-pixel
        convolution, without zero taps).

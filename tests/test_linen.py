@@ -19,7 +19,7 @@ import saiunit as u
 from flax import serialization
 
 import unitconv
-from tests.marks import SLOW, slow_except
+from tests.marks import SLOW, slow_except, slow_values_except
 from tests.oracles import randn
 from unitconv import linen as ul
 
@@ -178,7 +178,7 @@ def _norm_wrapped(wrapper, layer):
     return nn.SpectralNorm(layer), {"update_stats": True}
 
 
-@pytest.mark.parametrize("wrapper", ["WeightNorm", "SpectralNorm"])
+@pytest.mark.parametrize("wrapper", slow_values_except(["WeightNorm", "SpectralNorm"], {"WeightNorm"}))
 @pytest.mark.parametrize("module", ["ConvTranspose", "Conv"])
 def test_flax_norm_wrappers_match_flax_modules(module, wrapper):
     """nn.WeightNorm / nn.SpectralNorm around our default layer: flax's parameter tree and values."""
@@ -358,7 +358,8 @@ CONV_CASES = [
 
 
 @pytest.mark.parametrize(
-    ("kernel_size", "strides", "padding", "input_dilation", "kernel_dilation", "groups", "shape"), CONV_CASES
+    ("kernel_size", "strides", "padding", "input_dilation", "kernel_dilation", "groups", "shape"),
+    slow_except(CONV_CASES, {0, 3, 6}),  # fast: VALID, CIRCULAR, depthwise
 )
 def test_conv_equals_flax(kernel_size, strides, padding, input_dilation, kernel_dilation, groups, shape):
     kw = {

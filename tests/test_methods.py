@@ -155,9 +155,8 @@ def test_second_derivatives_vmap_and_check_grads(method):
         assert_close(per_example(lhs, rhs), per_example_ref(lhs, rhs), 1e-12)
 
 
-@pytest.mark.parametrize(
-    "dtype", slow_values_except([jnp.float16, jnp.bfloat16, jnp.float64, jnp.complex64], {jnp.complex64})
-)
+@SLOW
+@pytest.mark.parametrize("dtype", [jnp.float16, jnp.bfloat16, jnp.float64, jnp.complex64])
 def test_dtypes(dtype):
     rng = np.random.default_rng(11)
     n, spatial, k, strides, pads, dil, groups, dn = CASES[6]

@@ -15,14 +15,14 @@ import pytest
 import saiunit as u
 import scipy.signal as ss
 
-from tests.marks import slow_values_except
+from tests.marks import SLOW, slow_values_except
 from unitconv import _auto, signal
 
 TOL = {"float64": 1e-10, "float32": 2e-4}
 NAMES = ("convolve", "correlate", "fftconvolve", "oaconvolve", "convolve2d", "correlate2d", "choose_conv_method")
 
 
-@pytest.fixture(params=["float64", "float32"])
+@pytest.fixture(params=["float64", pytest.param("float32", marks=SLOW)])  # fast: float64
 def dtype(request):
     """The working dtype; float64 switches x64 on for the test only."""
     if request.param == "float64":

@@ -62,10 +62,10 @@ def call_both(lhs, rhs, *args, method="lax", **kwargs):
 # --- output_shape against the vjp oracle ---------------------------------------------
 
 
-# The fast loop keeps strides 2-3 and kernels 2-3 (every dilation and padding).
+# The fast loop keeps strides 2-3 with kernel 3 (every dilation and padding).
 @pytest.mark.parametrize("padding", ["SAME", "VALID"])
 @pytest.mark.parametrize("d", [1, 2])
-@pytest.mark.parametrize("k", slow_values_except([1, 2, 3, 4, 5], {2, 3}))
+@pytest.mark.parametrize("k", slow_values_except([1, 2, 3, 4, 5], {3}))
 @pytest.mark.parametrize("s", slow_values_except([1, 2, 3, 4], {2, 3}))
 def test_output_shape_1d_every_reachable_size_is_the_vjp(s, k, d, padding):
     rng = np.random.default_rng(1000 * s + 100 * k + 10 * d + len(padding))
@@ -366,7 +366,7 @@ def test_groups_transpose_kernel_is_vjp_of_grouped_conv(ndim, c_in, c_out, g, s,
 
 
 @pytest.mark.parametrize("transpose_kernel", [False, True])
-@pytest.mark.parametrize(("ndim", "c_in", "c_out", "g", "s", "k", "d", "padding"), GROUP_CASES)
+@pytest.mark.parametrize(("ndim", "c_in", "c_out", "g", "s", "k", "d", "padding"), slow_except(GROUP_CASES, {0}))
 def test_groups_equal_per_group_lax_loop(ndim, c_in, c_out, g, s, k, d, padding, transpose_kernel):
     rng = np.random.default_rng(5 * g + k)
     lhs = randn(rng, (2,) + (3,) * ndim + (c_in,))
@@ -419,7 +419,9 @@ CIRCULAR_CASES = [
 
 
 @pytest.mark.parametrize("transpose_kernel", [False, True])
-@pytest.mark.parametrize(("sizes", "ksizes", "strides", "dil"), CIRCULAR_CASES)
+@pytest.mark.parametrize(
+    ("sizes", "ksizes", "strides", "dil"), slow_except(CIRCULAR_CASES, {1, len(CIRCULAR_CASES) - 1})
+)
 def test_circular_equals_periodic_sum_loop(sizes, ksizes, strides, dil, transpose_kernel):
     rng = np.random.default_rng(len(sizes) + sum(ksizes) + 7 * sum(strides))
     c_in, c_out = 2, 3

@@ -1,11 +1,14 @@
 """unitconv.signal against scipy.signal, jax.scipy.signal and direct jax.lax, measured side by side on CPU.
 
-One command prints the table and the four target checks, and writes the
+One command prints the table and the target checks, and writes the
 "Signal" benchmark block of docs/performance.md::
 
-    python benchmarks/signal_bench.py              # the issue's suite, float32 and float64 (a few minutes)
+    python benchmarks/signal_bench.py              # the issue's suite, float32 and float64 (~3 min of CPU)
     python benchmarks/signal_bench.py --quick      # four cases, float32 only, printed only
     python benchmarks/signal_bench.py --no-write   # the suite, printed only
+    python benchmarks/signal_bench.py --clock cpu  # process CPU time (a loaded machine: what the docs show)
+
+Subsets (``--quick``, ``--cases``, ``--dtypes``) are printed only.
 
 Everything runs in one process (x64 enabled, so float64 is float64; float32
 inputs stay float32). Each case's functions are compiled (jax.jit, ahead of
@@ -274,7 +277,7 @@ def main(argv=None) -> int:
     clock = "wall time" if args.clock == "wall" else "process CPU time"
     print(f"\n{machine}; {what}; best of {rounds} interleaved rounds, milliseconds of {clock}\n")
     print(table)
-    if not (args.no_write or args.quick):
+    if not args.no_write and what == "full suite":  # a subset never replaces the suite's table
         page = ROOT / "docs" / "performance.md"
         text = page.read_text(encoding="utf-8")
         begin, end = "<!-- signal-benchmark:begin -->", "<!-- signal-benchmark:end -->"

@@ -323,3 +323,40 @@ def test_layers_pass_method_through(layer):
     assert "conv_general_dilated" not in _primitives(build("depthwise"), x)
     assert "conv_general_dilated" in _primitives(build("lax"), x)
     assert_close(build("depthwise")(x), build("lax")(x))
+
+
+@pytest.mark.parametrize(
+    "dtype",
+    [
+        pytest.param(jnp.float16, marks=pytest.mark.slow),
+        pytest.param(jnp.bfloat16, marks=pytest.mark.slow),
+        jnp.float64,
+        jnp.complex64,
+    ],
+)
+@pytest.mark.parametrize("method", METHODS)
+def test_other_dtypes(rng, method, dtype):
+    with jax.enable_x64(dtype == jnp.float64):
+        lhs, rhs, strides, padding, kw = _case(rng, 7 if method == "depthwise" else 9)
+        lhs, rhs = lhs.astype(dtype), rhs.astype(dtype)
+        if dtype == jnp.complex64:
+            lhs, rhs = lhs + 1j * lhs[::-1].astype(dtype), rhs - 1j * rhs.astype(dtype)
+        assert _resolved(method, lhs, rhs, strides, padding, kw) == method
+        got = _ours(method, strides, padding, kw)(lhs, rhs)
+        want = _lax(strides, padding, kw)(lhs, rhs)
+    scale = np.abs(np.asarray(want, np.complex128)).max()
+    diff = np.abs(np.asarray(got, np.complex128) - np.asarray(want, np.complex128)).max()
+    assert got.dtype == want.dtype
+    assert diff <= 4 * TOL[dtype] * scale
+
+
+def test_conv_and_conv_with_general_padding_take_the_methods(rng):
+    lhs, rhs = randn(rng, (2, 4, 9, 8)), randn(rng, (6, 4, 3, 3))  # NCHW, OIHW
+    want = lax.conv(lhs, rhs, (2, 1), "SAME")
+    for method in METHODS[:2] + METHODS[3:]:
+        assert_close(unitconv.conv(lhs, rhs, (2, 1), "SAME", method=method), want)
+    pads = [(1, 0), (2, 1)]
+    want = lax.conv_with_general_padding(lhs, rhs, (1, 2), pads, None, (2, 1))
+    for method in METHODS[:2] + METHODS[3:]:
+        got = unitconv.conv_with_general_padding(lhs, rhs, (1, 2), pads, None, (2, 1), method=method)
+        assert_close(got, want)

@@ -19,6 +19,7 @@ import saiunit as u
 from flax import serialization
 
 import unitconv
+from tests.marks import SLOW, slow_except, slow_values_except
 from tests.oracles import randn
 from unitconv import linen as ul
 
@@ -76,7 +77,8 @@ TRANSPOSE_CASES = [
 
 @pytest.mark.parametrize(("unitless", "method"), [(False, "lax"), (True, "lax"), (False, "auto")])
 @pytest.mark.parametrize(
-    ("kernel_size", "strides", "padding", "dilation", "transpose_kernel", "shape"), TRANSPOSE_CASES
+    ("kernel_size", "strides", "padding", "dilation", "transpose_kernel", "shape"),
+    slow_except(TRANSPOSE_CASES, {0, 3, 7}),  # fast: VALID, explicit pairs with dilation, CIRCULAR
 )
 def test_conv_transpose_equals_flax(kernel_size, strides, padding, dilation, transpose_kernel, shape, unitless, method):
     kw = {
@@ -176,7 +178,7 @@ def _norm_wrapped(wrapper, layer):
     return nn.SpectralNorm(layer), {"update_stats": True}
 
 
-@pytest.mark.parametrize("wrapper", ["WeightNorm", "SpectralNorm"])
+@pytest.mark.parametrize("wrapper", slow_values_except(["WeightNorm", "SpectralNorm"], {"WeightNorm"}))
 @pytest.mark.parametrize("module", ["ConvTranspose", "Conv"])
 def test_flax_norm_wrappers_match_flax_modules(module, wrapper):
     """nn.WeightNorm / nn.SpectralNorm around our default layer: flax's parameter tree and values."""
@@ -356,7 +358,8 @@ CONV_CASES = [
 
 
 @pytest.mark.parametrize(
-    ("kernel_size", "strides", "padding", "input_dilation", "kernel_dilation", "groups", "shape"), CONV_CASES
+    ("kernel_size", "strides", "padding", "input_dilation", "kernel_dilation", "groups", "shape"),
+    slow_except(CONV_CASES, {0, 3, 6}),  # fast: VALID, CIRCULAR, depthwise
 )
 def test_conv_equals_flax(kernel_size, strides, padding, input_dilation, kernel_dilation, groups, shape):
     kw = {
@@ -660,6 +663,7 @@ def test_linen_needs_flax_but_unitconv_does_not(monkeypatch):
 # ---------------------------------------------------------------------------
 
 
+@SLOW
 def test_layers_page_examples():
     import doctest
     import io

@@ -15,13 +15,14 @@ import pytest
 import saiunit as u
 import scipy.signal as ss
 
+from tests.marks import SLOW, slow_values_except
 from unitconv import _auto, signal
 
 TOL = {"float64": 1e-10, "float32": 2e-4}
 NAMES = ("convolve", "correlate", "fftconvolve", "oaconvolve", "convolve2d", "correlate2d", "choose_conv_method")
 
 
-@pytest.fixture(params=["float64", "float32"])
+@pytest.fixture(params=["float64", pytest.param("float32", marks=SLOW)])  # fast: float64
 def dtype(request):
     """The working dtype; float64 switches x64 on for the test only."""
     if request.param == "float64":
@@ -58,7 +59,7 @@ SIZES_1D = [(7, 3), (8, 4), (5, 9), (1, 4)]
 
 
 @pytest.mark.parametrize("method", ["direct", "fft", "oa"])
-@pytest.mark.parametrize("mode", ["full", "same", "valid"])
+@pytest.mark.parametrize("mode", slow_values_except(["full", "same", "valid"], {"same"}))  # fast: "same"
 @pytest.mark.parametrize("fname", ["convolve", "correlate"])
 def test_convolve_correlate_match_scipy(dtype, rng, fname, mode, method) -> None:
     cases = [*SIZES_1D, ((5, 6), (3, 4)), ((4, 3, 5), (2, 3, 2))]
@@ -81,7 +82,7 @@ def test_complex_matches_scipy(dtype, rng, fname, method) -> None:
 
 
 @pytest.mark.parametrize("fname", ["fftconvolve", "oaconvolve"])
-@pytest.mark.parametrize("mode", ["full", "same", "valid"])
+@pytest.mark.parametrize("mode", slow_values_except(["full", "same", "valid"], {"same"}))  # fast: "same"
 def test_fft_oa_axes_and_broadcasting_match_scipy(dtype, rng, fname, mode) -> None:
     cases = [
         ((3, 1, 20), (1, 4, 5), 2),
@@ -132,7 +133,7 @@ def test_overlap_save_blocks_match_scipy(dtype, rng, mode) -> None:
 
 
 @pytest.mark.parametrize("boundary", ["fill", "wrap", "symm"])
-@pytest.mark.parametrize("mode", ["full", "same", "valid"])
+@pytest.mark.parametrize("mode", slow_values_except(["full", "same", "valid"], {"same"}))  # fast: "same"
 @pytest.mark.parametrize("fname", ["convolve2d", "correlate2d"])
 def test_2d_boundaries_match_scipy(dtype, rng, fname, mode, boundary) -> None:
     cases = [((6, 7), (3, 2)), ((5, 4), (4, 4)), ((8, 8), (2, 5))]
@@ -172,7 +173,7 @@ def test_wrap_same_is_a_periodic_sum(dtype, rng, method) -> None:
 
 
 @pytest.mark.parametrize("boundary", ["wrap", "symm"])
-@pytest.mark.parametrize("mode", ["full", "same", "causal"])
+@pytest.mark.parametrize("mode", slow_values_except(["full", "same", "causal"], {"same"}))  # fast: "same"
 def test_nd_boundary_matches_padded_valid(dtype, rng, boundary, mode) -> None:
     a, b = rand(rng, (5, 4, 6), dtype), rand(rng, (2, 3, 4), dtype)
     pad = [(s - 1, s - 1) for s in b.shape]

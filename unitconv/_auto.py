@@ -84,17 +84,19 @@ def choose_forward(plan: Any, dtype: Any, backend: str) -> str:
        cost of a call dominates, and XLA's convolution compiles fastest).
     3. One input channel per feature group (depthwise, F3): ``'depthwise'``.
        XLA's CPU grouped convolution runs one small convolution per group
-       (measured 15-40x slower forward, 3-5x slower forward+backward).
+       (measured about 30x slower forward, 4-7x slower forward+backward).
     4. A 1x1 kernel (every kernel size 1) without groups (F4):
        ``'patches'``, a single matrix product of the (strided) input with
-       the kernel (measured about 2x jax.lax in both passes).
+       the kernel (measured 1.4x jax.lax forward, 2.3-3.5x forward+backward).
     5. Three spatial dimensions (F7): ``'fold'``, a sum of XLA 2-D
-       convolutions, one per depth tap (measured 5-8x jax.lax forward,
-       4-6x forward+backward; XLA's 3-D CPU kernel is slow).
+       convolutions, one per depth tap (measured 6-10x jax.lax forward,
+       4.6-4.9x forward+backward; XLA's 3-D CPU kernel is slow).
     6. Otherwise ``'lax'``: for 1-D and 2-D convolutions with a real
        kernel (F1, F2, F5, F6) XLA's own CPU convolution runs near the
        machine's matmul rate and the matrix-product methods measured slower
-       ('patches' pays for its buffer, 'taps' for short contractions).
+       in both passes ('patches' pays for writing its patch buffer, 'taps'
+       for one slice copy per tap; their kernel gradients measured 1.3-11x
+       slower than XLA's own on F1, F5 and F6).
     """
     if backend != "cpu" or len(jax.devices(backend)) > 1 or jnp.dtype(dtype) != jnp.dtype(jnp.float32):
         return "lax"
@@ -145,7 +147,9 @@ def choose_transpose(plan: Any, dtype: Any, backend: str) -> str:
        128 channels, was faster through it in both passes).
     7. Few output channels per phase convolution (fewer than
        :data:`SMALL_CHANNELS` on average over the sub-kernel shapes):
-       ``'subpixel'``, one convolution with all phases as channels.
+       ``'subpixel'``, whose input gradient is one convolution with all
+       phases as channels (its value is ``'phase'``'s, see
+       :mod:`unitconv._methods.polyphase`).
     8. Otherwise ``'phase'`` (one convolution per sub-kernel shape; when
        the stride divides the kernel size that is the sub-pixel
        convolution, without zero taps).

@@ -177,6 +177,10 @@ class Phases:
     def max_taps(self) -> int:
         return max((p.taps for p in self.active), default=0)
 
+    def rows(self, phase: Phase) -> int:
+        """How many outputs ``y[q * s + r] (q >= 0)`` phase ``r`` has below ``t``: ``ceil((t - r) / s)``, at least 0."""
+        return max(0, -(-(self.t - phase.r) // self.s))
+
 
 def phases(n_in: int, k: int, s: int, d: int, lo: int, hi: int) -> Phases:
     """Which taps of a ``k``-tap kernel (dilation ``d``) meet which output phase, for stride ``s``.

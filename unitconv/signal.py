@@ -205,7 +205,7 @@ def convolve(in1: Any, in2: Any, mode: str = "full", method: str = "auto", *, bo
         scipy's modes, plus 'causal': the first ``in1.shape[d]`` samples of
         'full' along each axis, ``y[t] = sum_{k>=0} in2[k] * in1[t - k]``.
     method : {'auto', 'direct', 'fft', 'oa'}
-        'auto' picks 'direct' or 'fft' by the static cost model of
+        'auto' picks 'direct', 'fft' or 'oa' by the static cost model of
         ``unitconv._auto`` (see [choose_conv_method][unitconv.signal.choose_conv_method]).
     boundary : {'fill', 'wrap', 'symm'}, keyword-only
         How ``in1`` is extended: zeros (scipy's behaviour), periodically (with
@@ -274,8 +274,8 @@ def fftconvolve(in1: Any, in2: Any, mode: str = "full", axes: Any = None, *, bou
                 dx: Any = None, out_unit: Any = None) -> Any:  # fmt: skip
     """Convolve by FFT along ``axes``, in units (scipy.signal.fftconvolve).
 
-    Real FFTs for real operands, 5-smooth transform lengths. Axes that are
-    not convolved broadcast (sizes equal or 1), as scipy does.
+    Real FFTs for real operands, of the shortest exact 11-smooth lengths.
+    Axes that are not convolved broadcast (sizes equal or 1), as scipy does.
 
     Parameters
     ----------
@@ -309,9 +309,11 @@ def oaconvolve(in1: Any, in2: Any, mode: str = "full", axes: Any = None, *, boun
                dx: Any = None, out_unit: Any = None) -> Any:  # fmt: skip
     """Convolve by overlap-add along ``axes``, in units (scipy.signal.oaconvolve).
 
-    Along each axis the block length minimises the FFT work per output
-    sample (see ``unitconv._auto.oa_block``); an axis where blocks would not
-    pay is transformed whole, as in [fftconvolve][unitconv.signal.fftconvolve].
+    Computed by overlap-save (the same result): along each axis the block
+    length minimises the modelled cost per output sample (see
+    ``unitconv._auto.oa_block``), all blocks go through one batched FFT call,
+    and an axis where blocks would not pay is transformed whole, as in
+    [fftconvolve][unitconv.signal.fftconvolve].
 
     Parameters
     ----------

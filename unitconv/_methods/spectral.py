@@ -16,7 +16,8 @@ convolution ``y[i] = sum_k b[k] * a[i - k]`` along each convolved axis:
 
 The methods: ``'direct'`` is jax.lax's convolution (one group per broadcast
 batch element when both operands have batch axes), ``'fft'`` a real
-(``rfftn``) or complex FFT of 5-smooth length, ``'oa'`` overlap-add along the
+(``rfftn``) or complex FFT of the shortest exact 11-smooth lengths
+(:func:`circular_length`), ``'oa'`` blocks (computed by overlap-save) along the
 axes whose block length :data:`Spec.blocks` gives (the other axes as
 ``'fft'``). The choices themselves are made in ``unitconv._auto`` ("[signal]").
 """

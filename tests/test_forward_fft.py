@@ -371,3 +371,15 @@ def test_fft_with_out_sharding_falls_back_to_xla():
     assert planned.method == "xla"
     assert _planned((1, 1, 4000), (1, 1, 301), (1,), "SAME") == "fft"
     assert _planned((1, 1, 4000), (1, 1, 301), (1,), "SAME", out_sharding=PartitionSpec()) != "fft"
+
+
+def test_fft_nan_spreads_over_its_batch_element_only():
+    """The documented difference from jax.lax: a NaN reaches every output of its batch element under 'fft'."""
+    x = np.ones((2, 1, 32), np.float32)
+    x[0, 0, 3] = np.nan
+    w = jnp.ones((1, 1, 5))
+    lax_y = np.asarray(unitconv.conv_general_dilated(jnp.asarray(x), w, (1,), "SAME", method="lax"))
+    fft_y = np.asarray(unitconv.conv_general_dilated(jnp.asarray(x), w, (1,), "SAME", method="fft"))
+    assert np.isnan(lax_y[0, 0]).sum() == 5
+    assert np.isnan(fft_y[0, 0]).all()
+    np.testing.assert_allclose(fft_y[1], lax_y[1], atol=1e-5 * 5)

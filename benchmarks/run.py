@@ -78,8 +78,8 @@ QUICK = (0, 3, 6)
 DN = {1: ("NHC", "HIO", "NHC"), 2: ("NHWC", "HWIO", "NHWC"), 3: ("NDHWC", "DHWIO", "NDHWC")}
 
 
-def timed_rounds(fns: dict, rounds: int, warmup: int = 1) -> dict[str, float]:
-    """Median seconds per call of each zero-argument function, interleaved."""
+def timed_rounds(fns: dict, rounds: int, warmup: int = 1, reduce=statistics.median) -> dict[str, float]:
+    """Seconds per call of each zero-argument function, interleaved: ``reduce`` (the median) of the rounds."""
     for _ in range(warmup):
         for f in fns.values():
             f()
@@ -89,7 +89,7 @@ def timed_rounds(fns: dict, rounds: int, warmup: int = 1) -> dict[str, float]:
             t0 = time.perf_counter()
             f()
             times[k].append(time.perf_counter() - t0)
-    return {k: statistics.median(v) for k, v in times.items()}
+    return {k: reduce(v) for k, v in times.items()}
 
 
 def block(x):
@@ -325,16 +325,7 @@ FORWARD_TARGETS = {"lax": (1.2, 2.0), "torch": (0.8, 0.8)}
 
 def timed_min(fns: dict, rounds: int, warmup: int = 1) -> dict[str, float]:
     """Minimum seconds per call of each zero-argument function, interleaved (one call of each per round)."""
-    for _ in range(warmup):
-        for f in fns.values():
-            f()
-    times: dict[str, list[float]] = {k: [] for k in fns}
-    for _ in range(rounds):
-        for k, f in fns.items():
-            t0 = time.perf_counter()
-            f()
-            times[k].append(time.perf_counter() - t0)
-    return {k: min(v) for k, v in times.items()}
+    return timed_rounds(fns, rounds, warmup, reduce=min)
 
 
 def describe_forward(cfg) -> str:

@@ -147,7 +147,9 @@ def choose_transpose(plan: Any, dtype: Any, backend: str) -> str:
        128 channels, was faster through it in both passes).
     7. Few output channels per phase convolution (fewer than
        :data:`SMALL_CHANNELS` on average over the sub-kernel shapes):
-       ``'subpixel'``, one convolution with all phases as channels.
+       ``'subpixel'``, whose input gradient is one convolution with all
+       phases as channels (its value is ``'phase'``'s, see
+       :mod:`unitconv._methods.polyphase`).
     8. Otherwise ``'phase'`` (one convolution per sub-kernel shape; when
        the stride divides the kernel size that is the sub-pixel
        convolution, without zero taps).
@@ -413,7 +415,7 @@ def _fft_pays(plan: Any, dtype: Any, backend: str) -> bool:
     """Whether 'auto' picks 'fft' for a forward convolution: CPU, one device, stride 1, and the margin."""
     if backend != "cpu" or len(jax.devices(backend)) > 1:
         return False
-    if any(v != 1 for v in (*plan.window_strides, *plan.lhs_dilation)):
+    if any(v != 1 for v in (*plan.window_strides, *plan.lhs_dilation)) or plan.out_sharding is not None:
         return False
     kinds = (jnp.float32, jnp.float64, jnp.complex64, jnp.complex128)
     if jnp.dtype(dtype) not in tuple(jnp.dtype(k) for k in kinds) or 0 in plan.lhs_shape or 0 in plan.rhs_shape:

@@ -19,6 +19,7 @@ from jax import lax
 from jax.test_util import check_grads
 
 import unitconv
+from tests.marks import slow_values_except
 from tests.oracles import TOL, randn
 from unitconv import _auto, _plan
 
@@ -98,7 +99,10 @@ def _resolved(method, lhs, rhs, strides, padding, kw):
     return plan.method
 
 
-@pytest.mark.parametrize("idx", range(len(CASES)), ids=IDS)
+@pytest.mark.parametrize(
+    "idx",
+    [pytest.param(i, id=IDS[i], marks=() if i in (1, 3, 6, 7, 9) else pytest.mark.slow) for i in range(len(CASES))],
+)
 def test_every_method_equals_lax(rng, idx):
     lhs, rhs, strides, padding, kw = _case(rng, idx)
     want = _lax(strides, padding, kw)(lhs, rhs)
@@ -147,7 +151,7 @@ def test_gradients_and_transforms_equal_lax(rng, idx, method):
 CHECK = {"depthwise": 3, "patches": 1, "taps": 1, "fold": 6}
 
 
-@pytest.mark.parametrize("method", METHODS)
+@pytest.mark.parametrize("method", slow_values_except(METHODS, keep=("taps",)))
 def test_check_grads_both_modes_and_second_order(rng, method):
     idx = CHECK[method]
     lhs, rhs, strides, padding, kw = _case(rng, idx)

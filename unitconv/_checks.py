@@ -18,7 +18,10 @@ wrong value.
 
 from __future__ import annotations
 
+import functools
+import math
 import operator
+import os
 from collections.abc import Sequence
 from typing import Any
 
@@ -505,3 +508,38 @@ def choice(fn: str, name: str, value: Any, allowed: Sequence[str]) -> str:
 def method(fn: str, value: Any, allowed: Sequence[str]) -> str:
     """``method``: one of ``allowed`` (exact case)."""
     return choice(fn, "method", value, allowed)
+
+
+# --- memory: what one array may take -----------------------------------------------------
+
+
+@functools.cache
+def memory_limit() -> tuple[int, str]:
+    """``(bytes, where)``: the most bytes one array may take, and where that limit comes from.
+
+    The memory of jax's default device where jax reports it
+    (``memory_stats()['bytes_limit']``, e.g. on a GPU), otherwise the
+    machine's RAM (``SC_PHYS_PAGES * SC_PAGE_SIZE``). Read once per process.
+    """
+    device = jax.local_devices()[0]
+    try:
+        stats = device.memory_stats()
+    except (NotImplementedError, RuntimeError):  # pragma: no cover - backends without memory statistics
+        stats = None
+    if stats and stats.get("bytes_limit"):
+        return int(stats["bytes_limit"]), f"the memory of device {device} (jax's bytes_limit)"
+    return os.sysconf("SC_PHYS_PAGES") * os.sysconf("SC_PAGE_SIZE"), "the machine's RAM"
+
+
+def check_fits(fn: str, what: str, shape: Sequence[int], dtype: Any) -> None:
+    """Reject an array (an output or an intermediate) larger than :func:`memory_limit`, before computing."""
+    shape = tuple(int(v) for v in shape)
+    dtype = np.dtype(dtype)
+    size = math.prod(shape) * dtype.itemsize
+    limit, where = memory_limit()
+    if size > limit:
+        msg = (
+            f"{fn}: {what} would have shape {shape}, {size} bytes of {dtype}, more than the {limit} bytes "
+            f"of {where}; nothing was computed. Reduce the sizes, strides, dilations or padding."
+        )
+        raise ValueError(msg)

@@ -1,9 +1,11 @@
-"""Transposed-convolution benchmark: unitconv against jax.lax, brainunit and PyTorch.
+"""Convolution benchmark: unitconv against jax.lax, brainunit and PyTorch, transposed and forward.
 
-One command prints the table and writes docs/performance.md and its plot::
+One command prints the tables and writes docs/performance.md and its figures::
 
-    python benchmarks/run.py            # the whole suite (slow: jax.lax's training step takes seconds)
-    python benchmarks/run.py --quick    # configurations 1, 4 and 7, fewer repetitions
+    python benchmarks/run.py                   # both suites (slow: jax.lax's training steps take seconds)
+    python benchmarks/run.py --quick           # transposed 1, 4, 7 and forward F1, F3, F7, fewer repetitions
+    python benchmarks/run.py --suite forward   # the forward suite F1-F7 only (--configs F1,F3 picks some)
+    python benchmarks/run.py --replot          # only redraw the transposed figures from docs/performance.md
 
 Everything runs in one process. Each configuration's functions are jitted,
 warmed up, then timed *interleaved* (one call of each per round) and the
@@ -23,6 +25,13 @@ median of the rounds is reported. Columns:
 Forward+backward rows time ``jax.grad`` of ``sum(y ** 2)`` with respect to
 both the input and the kernel. The last table is the eager (un-jitted)
 latency of a tiny call, a 1x8x1 input with a size-3 kernel.
+
+The forward suite (F1-F7, :data:`FORWARD`) times ``conv_general_dilated``
+the same way against ``jax.lax.conv_general_dilated``, ``brainunit.lax.conv``
+(channels-first, its only layout) and PyTorch's channels-last ``conv{1,2,3}d``,
+and reports the *minimum* over interleaved rounds (the machine may be shared:
+the minimum is the least disturbed round), the float32 matmul rate of the same
+run, and the eager latency of a tiny forward call.
 """
 
 from __future__ import annotations
@@ -69,8 +78,8 @@ QUICK = (0, 3, 6)
 DN = {1: ("NHC", "HIO", "NHC"), 2: ("NHWC", "HWIO", "NHWC"), 3: ("NDHWC", "DHWIO", "NDHWC")}
 
 
-def timed_rounds(fns: dict, rounds: int, warmup: int = 1) -> dict[str, float]:
-    """Median seconds per call of each zero-argument function, interleaved."""
+def timed_rounds(fns: dict, rounds: int, warmup: int = 1, reduce=statistics.median) -> dict[str, float]:
+    """Seconds per call of each zero-argument function, interleaved: ``reduce`` (the median) of the rounds."""
     for _ in range(warmup):
         for f in fns.values():
             f()
@@ -80,7 +89,7 @@ def timed_rounds(fns: dict, rounds: int, warmup: int = 1) -> dict[str, float]:
             t0 = time.perf_counter()
             f()
             times[k].append(time.perf_counter() - t0)
-    return {k: statistics.median(v) for k, v in times.items()}
+    return {k: reduce(v) for k, v in times.items()}
 
 
 def block(x):
@@ -245,24 +254,248 @@ def build_tables(results, eager, with_torch):
     return "\n".join(lines + summary + eager_lines) + "\n" + note + "\n", ratios
 
 
-def plot(results, with_torch, path: Path) -> None:
+#: The figures, one per question, written next to docs/performance.md.
+FIGURES = {
+    "fwd": ("performance-transpose-forward.png", "Transposed convolution, forward pass"),
+    "train": ("performance-transpose-fwdbwd.png", "Transposed convolution, forward + backward"),
+}
+
+
+def label(idx: int, cfg) -> str:
+    """A configuration's name on the figures' axis: its number and use, then its geometry."""
+    n, batch, spatial, c_in, c_out, k, s, _pad, use = cfg
+    return f"{idx + 1}. {n}-D {use}".rstrip() + f"\nN{batch} {'×'.join(map(str, spatial))}, {c_in}→{c_out}, k{k} s{s}"
+
+
+def plot(results, with_torch, docs: Path) -> list[Path]:
+    """Write one figure per pass (forward; forward + backward): useful GFLOP/s per configuration."""
+    from _plot import bar_figure
+
+    names = ["lax", "brainunit", "unitconv", *(("torch",) if with_torch else ())]
+    paths = []
+    for kind, col, mult in (("fwd", 2, 1), ("train", 3, 3)):
+        rows = [(label(r[0], r[1]), {k: mult * r[4] / t / 1e9 for k, t in r[col].items()}) for r in results]
+        name, title = FIGURES[kind]
+        paths.append(bar_figure(rows, names, docs / name, title))
+    return paths
+
+
+def results_from_page(page: Path):
+    """The timings of the last run, read back from the table that run wrote into ``page``.
+
+    Rows as ``bench_config`` gives them (index, configuration, forward and fwd+bwd seconds per
+    implementation, flops), for redrawing the figures (``--replot``) without timing anything again.
+    """
+    text = page.read_text(encoding="utf-8")
+    block_text = text[text.index("<!-- benchmark:begin -->") : text.index("<!-- benchmark:end -->")]
+    table = [line for line in block_text.splitlines() if line.startswith("| ")]
+    head = [c.strip() for c in table[0].strip("|").split("|")]
+    timed = {c.removesuffix(" ms"): i for i, c in enumerate(head) if c.endswith(" ms")}
+    by_idx: dict[int, dict[str, dict[str, float]]] = {}
+    for line in table[1:]:
+        cells = [c.strip() for c in line.strip("|").split("|")]
+        if not cells[0].isdigit():
+            break  # the summary tables below the main one
+        times = {k: float(cells[i]) / 1e3 for k, i in timed.items() if cells[i] != "—"}
+        by_idx.setdefault(int(cells[0]) - 1, {})["fwd" if cells[2] == "forward" else "train"] = times
+    results = []
+    for idx, t in by_idx.items():
+        n, batch, spatial, c_in, c_out, k = SUITE[idx][:6]
+        flops = 2 * batch * math.prod(spatial) * c_in * c_out * k**n
+        results.append((idx, SUITE[idx], t["fwd"], t["train"], flops, None, None))
+    return results
+
+
+# --- the forward suite --------------------------------------------------------------------
+
+# (name, dims, batch, spatial, c_in, c_out, kernel, stride, groups, use)
+FORWARD = [
+    ("F1", 2, 8, (32, 32), 64, 64, 3, 1, 1, "ResNet block"),
+    ("F2", 2, 8, (32, 32), 64, 128, 3, 2, 1, "downsampling"),
+    ("F3", 2, 8, (32, 32), 128, 128, 3, 1, 128, "MobileNet (depthwise)"),
+    ("F4", 2, 8, (32, 32), 128, 64, 1, 1, 1, "1×1 projection"),
+    ("F5", 2, 1, (256, 256), 16, 16, 7, 1, 1, "large kernel"),
+    ("F6", 1, 4, (4096,), 64, 64, 9, 1, 1, "temporal"),
+    ("F7", 3, 2, (16, 32, 32), 16, 32, 3, 1, 1, "volumetric"),
+]
+FORWARD_QUICK = ("F1", "F3", "F7")
+#: The issue's targets: geometric means of jax.lax time / unitconv time and torch time / unitconv time.
+FORWARD_TARGETS = {"lax": (1.2, 2.0), "torch": (0.8, 0.8)}
+
+
+def timed_min(fns: dict, rounds: int, warmup: int = 1) -> dict[str, float]:
+    """Minimum seconds per call of each zero-argument function, interleaved (one call of each per round)."""
+    return timed_rounds(fns, rounds, warmup, reduce=min)
+
+
+def describe_forward(cfg) -> str:
+    _, n, batch, spatial, c_in, c_out, k, s, g, _ = cfg
+    groups = f" groups={g}" if g > 1 else ""
+    return f"{n}-D N{batch} {'×'.join(map(str, spatial))} {c_in}→{c_out} K{k} s{s} SAME{groups}"
+
+
+def torch_forward_case(cfg, x, w):
+    """A channels-last PyTorch convolution with the same work and output size."""
+    _, n, _, _, _, _, k, s, g, _ = cfg
+    xt = torch.from_numpy(np.moveaxis(np.asarray(x), -1, 1).copy())
+    wt = torch.from_numpy(np.ascontiguousarray(np.moveaxis(np.asarray(w), (-2, -1), (1, 0))))
+    fn = {1: torch.nn.functional.conv1d, 2: torch.nn.functional.conv2d}.get(n, torch.nn.functional.conv3d)
+    fmt = {2: torch.channels_last, 3: torch.channels_last_3d}.get(n)
+    if fmt is not None:
+        xt, wt = xt.contiguous(memory_format=fmt), wt.contiguous(memory_format=fmt)
+    kw = {"stride": s, "padding": k // 2, "groups": g}
+
+    def forward():
+        with torch.no_grad():
+            return fn(xt, wt, **kw)
+
+    xg, wg = xt.clone().requires_grad_(True), wt.clone().requires_grad_(True)
+
+    def train():
+        xg.grad = wg.grad = None
+        y = fn(xg, wg, **kw)
+        (y * y).sum().backward()
+        return xg.grad, wg.grad
+
+    return forward, train
+
+
+def bench_forward(cfg, rounds: int, with_torch: bool, train_rounds: int):
+    _, n, batch, spatial, c_in, c_out, k, s, g, _ = cfg
+    kx, kw = jax.random.split(jax.random.key(0))
+    x = jax.random.normal(kx, (batch, *spatial, c_in), jnp.float32)
+    w = jax.random.normal(kw, (*(k,) * n, c_in // g, c_out), jnp.float32) / math.sqrt(c_in // g * k**n)
+    strides, dn = (s,) * n, DN[n]
+    xq, wq = x * u.mV, w * u.nS
+    # brainunit's forward convolution is jax.lax.conv: channels-first only, no groups.
+    x_cf, w_cf = jnp.moveaxis(x, -1, 1) * u.mV, jnp.moveaxis(w, (-1, -2), (0, 1)) * u.nS
+
+    def f_lax(a, b):
+        return lax.conv_general_dilated(a, b, strides, "SAME", dimension_numbers=dn, feature_group_count=g)
+
+    def f_uc(a, b):
+        return unitconv.conv_general_dilated(a, b, strides, "SAME", dimension_numbers=dn, feature_group_count=g)
+
+    def f_bu(a, b):
+        return bu.lax.conv(a, b, strides, "SAME")
+
+    fns = {"lax": (f_lax, x, w), "unitconv": (f_uc, xq, wq)}
+    if g == 1:
+        fns["brainunit"] = (f_bu, x_cf, w_cf)
+    fwd_calls, train_calls = {}, {}
+    for name, (f, a, b) in fns.items():
+        jf = jax.jit(f)
+
+        def loss(a, b, f=f):
+            y = f(a, b)
+            y = y.mantissa if isinstance(y, u.Quantity) else y
+            return jnp.sum(y * y)
+
+        jg = jax.jit(jax.grad(loss, argnums=(0, 1)))
+        fwd_calls[name] = lambda jf=jf, a=a, b=b: block(jf(a, b))
+        train_calls[name] = lambda jg=jg, a=a, b=b: jax.block_until_ready(jg(a, b))
+    if with_torch:
+        fwd_calls["torch"], train_calls["torch"] = torch_forward_case(cfg, x, w)
+    a = jax.random.normal(kx, (2048, 2048), jnp.float32)
+    mm = jax.jit(lambda m: m @ m)
+    fwd_calls["matmul"] = lambda: jax.block_until_ready(mm(a))
+    fwd_t = timed_min(fwd_calls, rounds)
+    train_t = timed_min(train_calls, train_rounds)
+    plan = _plan.forward(
+        fn="bench",
+        lhs_shape=x.shape,
+        rhs_shape=w.shape,
+        window_strides=strides,
+        padding="SAME",
+        dimension_numbers=dn,
+        feature_group_count=g,
+        method="auto",
+        dtypes=(jnp.dtype(jnp.float32), jnp.dtype(jnp.float32)),
+        backend=jax.default_backend(),
+    )
+    out = math.prod(-(-m // s) for m in spatial)
+    flops = 2 * batch * out * (c_in // g) * c_out * k**n
+    mm_gflops = 2 * 2048**3 / fwd_t.pop("matmul") / 1e9
+    return fwd_t, train_t, flops, mm_gflops, plan.method
+
+
+def eager_forward_latency(rounds: int) -> dict[str, float]:
+    """Minimum seconds of an un-jitted tiny forward call (1x1x8 input, K=3, NCH), interleaved."""
+    x = jnp.asarray(np.random.default_rng(0).standard_normal((1, 1, 8)), jnp.float32)
+    w = jnp.asarray(np.random.default_rng(1).standard_normal((1, 1, 3)), jnp.float32)
+    xq, wq = x * u.mV, w * u.nS
+    calls = {
+        "lax (arrays)": lambda: block(lax.conv_general_dilated(x, w, (1,), "SAME")),
+        "unitconv (arrays)": lambda: block(unitconv.conv_general_dilated(x, w, (1,), "SAME")),
+        "brainunit (Quantities)": lambda: block(bu.lax.conv(xq, wq, (1,), "SAME")),
+        "unitconv (Quantities)": lambda: block(unitconv.conv_general_dilated(xq, wq, (1,), "SAME")),
+    }
+    if torch is not None:
+        xt, wt = torch.from_numpy(np.array(x)), torch.from_numpy(np.array(w))
+        calls["torch"] = lambda: torch.nn.functional.conv1d(xt, wt, padding=1)
+    return timed_min(calls, rounds, warmup=20)
+
+
+def forward_tables(results, eager, with_torch) -> str:
+    others = ("lax", "brainunit", *(("torch",) if with_torch else ()))
+    head = ["#", "configuration", "pass", "lax ms", "brainunit ms", "unitconv ms"]
+    head += ["torch ms"] if with_torch else []
+    head += [f"{o}/unitconv" for o in others] + ["unitconv GFLOP/s", "% matmul", "auto picks"]
+    lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+    ratios = {kind: {o: [] for o in others} for kind in ("fwd", "train")}
+    for cfg, fwd_t, train_t, flops, mm_gflops, method in results:
+        for kind, times, fl in (("fwd", fwd_t, flops), ("train", train_t, 3 * flops)):
+            ours = times["unitconv"]
+            row = [cfg[0], describe_forward(cfg), "forward" if kind == "fwd" else "fwd+bwd"]
+            row += [fmt_ms(times["lax"]), fmt_ms(times.get("brainunit")), fmt_ms(ours)]
+            row += [fmt_ms(times.get("torch"))] if with_torch else []
+            for other in others:
+                if other in times:
+                    ratios[kind][other].append(times[other] / ours)
+                    row.append(f"{times[other] / ours:.2f}×")
+                else:
+                    row.append("—")
+            gf = fl / ours / 1e9
+            row += [f"{gf:.1f}", f"{100 * gf / mm_gflops:.0f}%", method]
+            lines.append("| " + " | ".join(row) + " |")
+    summary = ["", "| geometric mean over the forward suite | forward | fwd+bwd | target (fwd / fwd+bwd) |"]
+    summary.append("|---|---|---|---|")
+    for other in others:
+        cells = []
+        for kind in ("fwd", "train"):
+            rs = ratios[kind][other]
+            gm = math.exp(sum(map(math.log, rs)) / len(rs)) if rs else float("nan")
+            cells.append(f"{gm:.2f}× (min {min(rs):.2f}×)" if rs else "—")
+        target = FORWARD_TARGETS.get(other)
+        goal = f"≥ {target[0]}× / ≥ {target[1]}×" + (", none < 0.95×" if other == "lax" else "") if target else "—"
+        summary.append(f"| {other} time / unitconv time | {cells[0]} | {cells[1]} | {goal} |")
+    eager_lines = ["", "| eager tiny forward call (1×1×8, K=3) | minimum µs |", "|---|---|"]
+    eager_lines += [f"| {k} | {t * 1e6:.0f} |" for k, t in eager.items()]
+    mm = min(r[4] for r in results), statistics.median(r[4] for r in results), max(r[4] for r in results)
+    note = (
+        f"\nfloat32 2048×2048 matmul (XLA) in the same run: {mm[1]:.0f} GFLOP/s median, "
+        f"{mm[2]:.0f} best, {mm[0]:.0f} worst over the configurations."
+    )
+    return "\n".join(lines + summary + eager_lines) + "\n" + note + "\n"
+
+
+def plot_forward(results, with_torch, path: Path) -> None:
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    fig, axes = plt.subplots(1, 2, figsize=(12, 4.5), sharey=False)
+    fig, axes = plt.subplots(1, 2, figsize=(12, 4.5))
     names = ["lax", "brainunit", "unitconv", *(("torch",) if with_torch else ())]
-    for ax, kind, title in ((axes[0], 2, "forward"), (axes[1], 3, "forward + backward")):
-        labels = [str(r[0] + 1) for r in results]
+    for ax, kind, title in ((axes[0], 1, "forward"), (axes[1], 2, "forward + backward")):
         xs = np.arange(len(results))
         width = 0.8 / len(names)
         for j, name in enumerate(names):
-            mult = 1 if kind == 2 else 3
-            vals = [mult * r[4] / r[kind][name] / 1e9 if name in r[kind] else 0.0 for r in results]
+            mult = 1 if kind == 1 else 3
+            vals = [mult * r[3] / r[kind][name] / 1e9 if name in r[kind] else 0.0 for r in results]
             ax.bar(xs + j * width, vals, width, label=name)
-        ax.set_xticks(xs + width * (len(names) - 1) / 2, labels)
-        ax.set_xlabel("suite configuration")
+        ax.set_xticks(xs + width * (len(names) - 1) / 2, [r[0][0] for r in results])
+        ax.set_xlabel("forward suite configuration")
         ax.set_ylabel("useful GFLOP/s")
         ax.set_yscale("log")
         ax.set_title(title)
@@ -272,21 +505,79 @@ def plot(results, with_torch, path: Path) -> None:
     plt.close(fig)
 
 
+def write_section(page: Path, begin: str, end: str, block_text: str) -> None:
+    """Replace the text between ``begin`` and ``end`` on ``page`` (append it if absent)."""
+    text = page.read_text(encoding="utf-8") if page.exists() else ""
+    block_text = f"{begin}\n\n{block_text}\n\n{end}"
+    if begin in text and end in text:
+        text = text[: text.index(begin)] + block_text + text[text.index(end) + len(end) :]
+    else:
+        text = text + "\n" + block_text + "\n"
+    page.write_text(text, encoding="utf-8")
+
+
+def run_forward(args, with_torch: bool, machine: str) -> None:
+    rounds = args.rounds or (5 if args.quick else 9)
+    names = FORWARD_QUICK if args.quick else tuple(c[0] for c in FORWARD)
+    if args.configs:
+        names = tuple(c for c in args.configs.split(",") if c.startswith("F"))
+    results = []
+    for cfg in FORWARD:
+        if cfg[0] in names:
+            print(f"[{cfg[0]}] {describe_forward(cfg)} ...", file=sys.stderr, flush=True)
+            results.append((cfg, *bench_forward(cfg, rounds, with_torch, max(5, rounds - 2))))
+    table = forward_tables(results, eager_forward_latency(300), with_torch)
+    mode = "quick subset" if args.quick or args.configs else "full forward suite"
+    print(f"\nForward convolutions. {machine}; {mode}, minimum of {rounds} interleaved rounds\n")
+    print(table)
+    if not args.no_write:
+        plot_forward(results, with_torch, ROOT / "docs" / "performance_forward.png")
+        text = (
+            f"Measured by `python benchmarks/run.py` ({mode}) on: {machine}; minimum of {rounds} "
+            f"interleaved rounds after warm-up.\n\n{table}\n![useful GFLOP/s per forward configuration]"
+            "(performance_forward.png)"
+        )
+        write_section(ROOT / "docs" / "performance.md", "<!-- forward:begin -->", "<!-- forward:end -->", text)
+        print("wrote docs/performance.md (forward section) and docs/performance_forward.png", file=sys.stderr)
+
+
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--quick", action="store_true", help="configurations 1, 4 and 7 only, fewer rounds")
-    parser.add_argument("--configs", default=None, help="comma-separated configuration numbers (1-8)")
-    parser.add_argument("--rounds", type=int, default=None, help="timed rounds per function (default 7, quick 5)")
+    parser.add_argument("--quick", action="store_true", help="transposed 1, 4, 7 and forward F1, F3, F7, fewer rounds")
+    parser.add_argument("--suite", choices=("all", "transpose", "forward"), default="all", help="which suite(s)")
+    parser.add_argument("--configs", default=None, help="comma-separated configurations: 1-8 (transposed), F1-F7")
+    parser.add_argument("--rounds", type=int, default=None, help="timed rounds per function (default 7/9, quick 5)")
     parser.add_argument("--no-torch", action="store_true", help="leave the PyTorch column out")
     parser.add_argument("--no-write", action="store_true", help="print only; do not write docs/performance.md")
+    parser.add_argument("--replot", action="store_true", help="only redraw the figures from docs/performance.md")
     args = parser.parse_args(argv)
-    rounds = args.rounds or (5 if args.quick else 7)
-    picks = QUICK if args.quick else range(len(SUITE))
-    if args.configs:
-        picks = [int(c) - 1 for c in args.configs.split(",")]
+    if args.replot:
+        results = results_from_page(ROOT / "docs" / "performance.md")
+        paths = plot(results, any("torch" in r[2] for r in results), ROOT / "docs")
+        print("wrote", ", ".join(str(p.relative_to(ROOT)) for p in paths), file=sys.stderr)
+        return 0
     with_torch = torch is not None and not args.no_torch
     if with_torch:
         torch.set_num_threads(os.cpu_count() or 1)
+    machine = (
+        f"{platform.processor() or platform.machine()}, {os.cpu_count()} logical CPUs; "
+        f"jax {jax.__version__}, backend {jax.default_backend()}"
+        + (f"; torch {torch.__version__} ({torch.get_num_threads()} threads)" if with_torch else "")
+    )
+    if args.suite in ("all", "transpose"):
+        run_transpose(args, with_torch, machine)
+    if args.suite in ("all", "forward"):
+        run_forward(args, with_torch, machine)
+    return 0
+
+
+def run_transpose(args, with_torch: bool, machine: str) -> None:
+    rounds = args.rounds or (5 if args.quick else 7)
+    picks = QUICK if args.quick else range(len(SUITE))
+    if args.configs:
+        picks = [int(c) - 1 for c in args.configs.split(",") if not c.startswith("F")]
+        if not picks:
+            return
     results = []
     for idx in picks:
         cfg = SUITE[idx]
@@ -295,31 +586,21 @@ def main(argv=None) -> int:
         results.append((idx, cfg, fwd_t, train_t, flops, mm, method))
     eager = eager_latency(200)
     table, _ = build_tables(results, eager, with_torch)
-    machine = (
-        f"{platform.processor() or platform.machine()}, {os.cpu_count()} logical CPUs; "
-        f"jax {jax.__version__}, backend {jax.default_backend()}"
-        + (f"; torch {torch.__version__} ({torch.get_num_threads()} threads)" if with_torch else "")
-    )
     mode = "quick subset" if args.quick or args.configs else "full suite"
     print(f"\n{machine}; {mode}, median of {rounds} interleaved rounds\n")
     print(table)
     if not args.no_write:
-        plot(results, with_torch, ROOT / "docs" / "performance.png")
-        page = ROOT / "docs" / "performance.md"
-        text = page.read_text(encoding="utf-8") if page.exists() else ""
-        begin, end = "<!-- benchmark:begin -->", "<!-- benchmark:end -->"
-        block_text = (
-            f"{begin}\n\nMeasured by `python benchmarks/run.py` ({mode}) on: {machine}; "
+        figures = plot(results, with_torch, ROOT / "docs")
+        text = (
+            f"Measured by `python benchmarks/run.py` ({mode}) on: {machine}; "
             f"median of {rounds} interleaved rounds after warm-up.\n\n{table}\n"
-            f"![useful GFLOP/s per configuration](performance.png)\n\n{end}"
+            + "".join(
+                f"![{FIGURES[k][1]}: useful GFLOP/s per configuration]({p.name})\n\n"
+                for k, p in zip(FIGURES, figures, strict=True)
+            )
         )
-        if begin in text and end in text:
-            text = text[: text.index(begin)] + block_text + text[text.index(end) + len(end) :]
-        else:
-            text = text + "\n" + block_text + "\n"
-        page.write_text(text, encoding="utf-8")
-        print(f"wrote {page.relative_to(ROOT)} and docs/performance.png", file=sys.stderr)
-    return 0
+        write_section(ROOT / "docs" / "performance.md", "<!-- benchmark:begin -->", "<!-- benchmark:end -->", text)
+        print("wrote docs/performance.md, " + ", ".join(f"docs/{p.name}" for p in figures), file=sys.stderr)
 
 
 if __name__ == "__main__":

@@ -45,3 +45,19 @@ def test_auto_rule():
 def test_forward_auto_is_lax():
     plan = _plan.forward(fn="conv", lhs_shape=(1, 1, 4), rhs_shape=(1, 1, 2), window_strides=(1,), padding="SAME")
     assert plan.method == "lax"
+
+
+def test_small_transposed_convolutions_are_lax():
+    f32 = jnp.float32
+    # K3, stride 2, pads (1, 1) on 8 x 8: the output is 15 x 15; with 4 -> 4 channels that is
+    # 2 * 15 * 15 * 4 outputs of 9 * 4 taps each, a quarter of them on the input's samples.
+    small = _config(3, 2, (1, 1), c=4, o=4)
+    assert small.out_shape == (2, 15, 15, 4)
+    assert _auto.transpose_macs(small) == 2 * 15 * 15 * 4 * 9 * 4 // 4 < _auto.SMALL_MACS
+    assert _auto.choose_transpose(small, f32, "cpu") == "lax"
+    # The same geometry with 64 -> 64 channels is 256 times the work: decomposed.
+    large = _config(3, 2, (1, 1), c=64, o=64)
+    assert _auto.transpose_macs(large) > _auto.SMALL_MACS
+    assert _auto.choose_transpose(large, f32, "cpu") != "lax"
+    # 3-D stays with matrix products at any size (XLA's 3-D CPU convolutions are slow).
+    assert _auto.choose_transpose(_config(3, 2, (1, 1), c=2, o=2, n_spatial=3), f32, "cpu") == "matmul"

@@ -1630,6 +1630,66 @@ def test_frontend_bad_input_fails_up_front(request, make, call, exc, fragment) -
         call(layer)
 
 
+# --- [sigfft] method='fft' and padding='CIRCULAR' of the forward convolutions ----------------
+
+SIGFFT_ROWS = [
+    Row(
+        "fft-strides",
+        lambda: cgd((2,), "SAME", method="fft"),
+        ValueError,
+        "conv_general_dilated: method='fft' needs `window_strides` of 1 in every dimension, got (2,)",
+    ),
+    Row(
+        "fft-lhs-dilation",
+        lambda: cgd((1,), [(1, 1)], lhs_dilation=(2,), method="fft"),
+        ValueError,
+        "method='fft' needs `lhs_dilation` of 1 in every dimension, got (2,)",
+    ),
+    Row(
+        "fft-strides-conv",
+        lambda: conv(X4, W4, (1, 3), "CIRCULAR", method="fft"),
+        ValueError,
+        "conv: method='fft' needs `window_strides` of 1 in every dimension, got (1, 3)",
+    ),
+    Row(
+        "fft-integer-operands",
+        lambda: conv_general_dilated(
+            arr(2, 3, 8, dtype=np.int32), arr(4, 3, 3, dtype=np.int32), (1,), "SAME", method="fft"
+        ),
+        TypeError,
+        "conv_general_dilated: method='fft' needs floating or complex operands, got dtype int32",
+    ),
+    Row(
+        "fft-not-for-transpose", lambda: ct((1,), "SAME", method="fft"), ValueError, "conv_transpose: `method` must be"
+    ),
+    Row("circular-lowercase-forward", lambda: cgd((1,), "circular"), ValueError, "Did you mean 'CIRCULAR'?"),
+    Row(
+        "circular-lhs-dilation",
+        lambda: cgd((1,), "CIRCULAR", lhs_dilation=(2,)),
+        ValueError,
+        "string `padding` (='CIRCULAR') cannot be combined with `lhs_dilation`",
+    ),
+    Row(
+        "circular-empty-forward",
+        lambda: conv_with_general_padding(arr(2, 3, 0), W, (1,), "CIRCULAR", None, None),
+        ValueError,
+        "conv_with_general_padding: padding='CIRCULAR' needs non-empty spatial dimensions",
+    ),
+]
+
+
+@pytest.mark.parametrize("row", SIGFFT_ROWS, ids=lambda r: r.id)
+@pytest.mark.usefixtures("tripwire")
+def test_sigfft_bad_call_fails_up_front(row: Row) -> None:
+    with pytest.raises(Exception) as info:  # noqa: PT011 - the exact type is asserted below
+        row.call()
+    err = info.value
+    assert type(err) is row.exc, f"{type(err).__name__}: {err}"
+    message = str(err)
+    assert message.split(":")[0] in ("conv_general_dilated", "conv", "conv_with_general_padding", "conv_transpose")
+    assert row.fragment in message, message
+
+
 # --- [pads] outputs and intermediates that cannot fit: rejected at planning (issue 12, item 5) ----
 # The limit is the device's memory where jax reports it, else the machine's RAM; these need
 # terabytes, more than either. Each must raise at once, before anything is computed.

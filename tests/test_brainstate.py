@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 import saiunit as u
 
+from tests.marks import slow_except
 from unitconv import brainstate as ub
 
 init = brainstate.nn.init
@@ -29,7 +30,9 @@ CASES = [
 ]
 
 
-@pytest.mark.parametrize(("cls", "in_size", "k", "stride", "padding", "dil", "groups", "cf", "batch"), CASES)
+@pytest.mark.parametrize(
+    ("cls", "in_size", "k", "stride", "padding", "dil", "groups", "cf", "batch"), slow_except(CASES, {3})
+)
 def test_equals_brainstate(cls, in_size, k, stride, padding, dil, groups, cf, batch):
     kw = {"stride": stride, "padding": padding, "rhs_dilation": dil, "groups": groups, "channel_first": cf}
     kw["b_init"] = init.Normal()
@@ -93,6 +96,21 @@ def test_bias_and_out_unit_of_wrong_dimension_are_rejected(volt_bias, tripwire):
         layer(jnp.ones((6, 1)) * u.mV)
     with pytest.raises(u.DimensionMismatchError, match=r"^ConvTranspose1d: `out_unit`"):
         ub.ConvTranspose1d((6, 1), 2, 3, w_init=init.Normal(unit=u.nS), in_unit=u.mV, out_unit=u.mV)
+
+
+@pytest.mark.parametrize(
+    ("cls", "kwargs", "pattern"),
+    [
+        ("Conv2d", {"method": "fast"}, r"^Conv2d: `method` must be one of 'auto'"),
+        ("ConvTranspose2d", {"method": "fast"}, r"^ConvTranspose2d: `method` must be one of 'auto'"),
+        ("ConvTranspose2d", {"stride": 2, "output_padding": (5, 5)}, r"^ConvTranspose2d: `output_padding`\[0\] \(=5\)"),
+        ("Conv2d", {"lhs_dilation": 0}, r"^Conv2d: `lhs_dilation`\[0\] \(=0\)"),
+    ],
+)
+def test_errors_of_the_convolution_name_the_layer(cls, kwargs, pattern):
+    # The convolution's own checks run under the layer's name, not the function's.
+    with pytest.raises(ValueError, match=pattern):
+        getattr(ub, cls)((8, 8, 3), 4, 3, **kwargs)
 
 
 def test_w_mask_applies_to_the_mantissa():

@@ -19,6 +19,8 @@ from pathlib import Path
 import jax
 import pytest
 
+from tests.marks import slow_values_except
+
 ROOT = Path(__file__).resolve().parent.parent
 #: Pages whose examples are checked here (the teammates' pages are checked by their own tests).
 PAGES = [
@@ -48,7 +50,8 @@ def plain_tracebacks():
     jax.config.update("jax_traceback_filtering", old)
 
 
-@pytest.mark.parametrize("page", PAGES)
+# The fast loop runs the README's, the home page's and the getting-started page's blocks.
+@pytest.mark.parametrize("page", slow_values_except(PAGES, {"README.md", "docs/index.md", "docs/getting-started.md"}))
 def test_pycon_blocks(page, plain_tracebacks):
     text = (ROOT / page).read_text(encoding="utf-8")
     parser = doctest.DocTestParser()

@@ -12,6 +12,7 @@ import jax.numpy as jnp
 import pytest
 from jax import lax
 
+from tests.marks import SLOW
 from tests.oracles import forward_output_size, reachable_input_sizes
 from unitconv import _geometry
 
@@ -33,6 +34,7 @@ def test_conv_output_size_is_jax_shape_rule(s):
         assert _geometry.conv_output_size(m, k, (lo, hi), stride=s) == forward_output_size(m, k, s, (lo, hi))
 
 
+@SLOW
 @pytest.mark.parametrize("padding", ["SAME", "VALID"])
 def test_transpose_pads_give_lax_conv_transpose_sizes(padding):
     for n, k, s in itertools.product(range(1, 6), KERNELS, STRIDES):
@@ -82,3 +84,20 @@ def test_phases_match_enumeration():
 def test_phases_plan_in_time_independent_of_the_stride():
     plan = _geometry.phases(2, 3, 10**9, 1, 1, 1)
     assert len(plan.active) == 3
+
+
+def test_phase_rows_count_the_outputs_of_each_phase():
+    """``Phases.rows``: how many outputs of the lhs-dilated convolution fall in each phase, by enumeration."""
+    for n, k, s, d, lo, hi in itertools.product(range(1, 4), range(1, 5), STRIDES, range(1, 3), range(-1, 4), (0, 2)):
+        got = _geometry.phases(n, k, s, d, lo, hi)
+        for p in got.active:
+            assert got.rows(p) == sum(1 for t in range(got.t) if t % s == p.r)
+            assert got.rows(p) <= got.q
+
+
+def test_phases_of_a_huge_stride_are_bounded_by_the_taps():
+    """Stride 10**6: at most one active phase per tap; the phases that meet no tap are not listed."""
+    for k in (1, 3, 7):
+        got = _geometry.phases(2, k, 10**6, 1, k - 1, k - 1)
+        assert len(got.active) == k
+        assert got.t == forward_output_size(1 + 10**6, k, 1, (k - 1, k - 1))

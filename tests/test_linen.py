@@ -19,6 +19,7 @@ import saiunit as u
 from flax import serialization
 
 import unitconv
+from tests.marks import SLOW, slow_except, slow_values_except
 from tests.oracles import randn
 from unitconv import linen as ul
 
@@ -76,7 +77,8 @@ TRANSPOSE_CASES = [
 
 @pytest.mark.parametrize(("unitless", "method"), [(False, "lax"), (True, "lax"), (False, "auto")])
 @pytest.mark.parametrize(
-    ("kernel_size", "strides", "padding", "dilation", "transpose_kernel", "shape"), TRANSPOSE_CASES
+    ("kernel_size", "strides", "padding", "dilation", "transpose_kernel", "shape"),
+    slow_except(TRANSPOSE_CASES, {0, 3, 7}),  # fast: VALID, explicit pairs with dilation, CIRCULAR
 )
 def test_conv_transpose_equals_flax(kernel_size, strides, padding, dilation, transpose_kernel, shape, unitless, method):
     kw = {
@@ -176,7 +178,7 @@ def _norm_wrapped(wrapper, layer):
     return nn.SpectralNorm(layer), {"update_stats": True}
 
 
-@pytest.mark.parametrize("wrapper", ["WeightNorm", "SpectralNorm"])
+@pytest.mark.parametrize("wrapper", slow_values_except(["WeightNorm", "SpectralNorm"], {"WeightNorm"}))
 @pytest.mark.parametrize("module", ["ConvTranspose", "Conv"])
 def test_flax_norm_wrappers_match_flax_modules(module, wrapper):
     """nn.WeightNorm / nn.SpectralNorm around our default layer: flax's parameter tree and values."""
@@ -356,7 +358,8 @@ CONV_CASES = [
 
 
 @pytest.mark.parametrize(
-    ("kernel_size", "strides", "padding", "input_dilation", "kernel_dilation", "groups", "shape"), CONV_CASES
+    ("kernel_size", "strides", "padding", "input_dilation", "kernel_dilation", "groups", "shape"),
+    slow_except(CONV_CASES, {0, 3, 6}),  # fast: VALID, CIRCULAR, depthwise
 )
 def test_conv_equals_flax(kernel_size, strides, padding, input_dilation, kernel_dilation, groups, shape):
     kw = {
@@ -402,7 +405,7 @@ def test_attributes_match_flax():
     ours, theirs = fields(ul.Conv), fields(nn.Conv)
     deprecated = ("conv_general_dilated", "conv_general_dilated_cls")
     assert [n for n in theirs if n not in deprecated] == list(ours)[: len(theirs) - 2]
-    assert set(ours) - set(theirs) == {"preferred_element_type", "kernel_unit", "in_unit", "out_unit"}
+    assert set(ours) - set(theirs) == {"preferred_element_type", "kernel_unit", "in_unit", "out_unit", "method"}
 
 
 # ---------------------------------------------------------------------------
@@ -533,7 +536,12 @@ def test_kernel_init_returning_compatible_quantity_is_converted():
         (ul.Conv(2, (3, 3)), (4, 1), ValueError, r"`inputs` must have shape \(\*batch, spatial, spatial"),
         (ul.Conv(2, (3,), feature_group_count=2), (1, 4, 3), ValueError, "divisible by `feature_group_count`"),
         (ul.Conv(2, (3,), mask=jnp.ones((3, 3))), (1, 4, 1), ValueError, "`mask` must have the kernel's shape"),
-        (ul.ConvTranspose(2, (3,), strides=(1, 2)), (1, 4, 1), ValueError, r"`strides` \(=\(1, 2\)\) must have 1 entry"),
+        (
+            ul.ConvTranspose(2, (3,), strides=(1, 2)),
+            (1, 4, 1),
+            ValueError,
+            r"`strides` \(=\(1, 2\)\) must have 1 entry",
+        ),
         (ul.ConvTranspose(2, (0,)), (1, 4, 1), ValueError, r"`kernel_size`\[0\] \(=0\) must be a positive integer"),
         (ul.ConvTranspose(2, (3,), padding=1.5), (1, 4, 1), TypeError, "`padding`"),
     ],
@@ -655,6 +663,7 @@ def test_linen_needs_flax_but_unitconv_does_not(monkeypatch):
 # ---------------------------------------------------------------------------
 
 
+@SLOW
 def test_layers_page_examples():
     import doctest
     import io

@@ -2,8 +2,9 @@
 
 The choice is static and deterministic (the same shapes always get the same
 method, so results never depend on timing noise). Forward convolutions
-resolve to ``'lax'`` (bitwise jax.lax; the fast forward methods will add
-their rules here). Transposed convolutions follow :func:`choose_transpose`.
+follow :func:`choose_forward`, except where :func:`_fft_pays` predicts ``'fft'``
+at least :data:`FFT_MARGIN` times faster than jax.lax (large kernels, few
+channels); transposed convolutions follow :func:`choose_transpose`.
 """
 
 from __future__ import annotations
@@ -24,6 +25,19 @@ SMALL_CHANNELS = 48
 #: competitive for kernels of at most 9 taps.
 MANY_CHANNELS = 128
 
+#: Below this many multiply-adds, a 1-D or 2-D transposed convolution runs as fast
+#: through jax.lax's own computation as through a decomposition (the fixed cost of a
+#: call dominates), and it compiles several times faster (about 25 ms against 100-200 ms
+#: for 'subpixel' or 'phase' on 2 cores), so the first call and each new shape cost no
+#: more than jax.lax's.
+SMALL_MACS = 2**18
+
+
+def transpose_macs(plan: Any) -> int:
+    """Multiply-adds of a transposed convolution, skipping the zeros of the dilated input."""
+    n = plan.n
+    return math.prod(plan.out_shape) * math.prod(plan.conv_rhs[:n]) * plan.conv_rhs[n] // math.prod(plan.lhs_dilation)
+
 
 def _is_tracer(x: Any) -> bool:
     return isinstance(x, jax.core.Tracer)
@@ -43,10 +57,61 @@ def backend_of(*xs: Any) -> str:
 
 def choose(plan: Any, dtypes: Any, backend: str | None) -> str:
     """The method 'auto' resolves to for ``plan`` (operand dtypes ``dtypes``) on ``backend``."""
-    if plan.op == "forward":
-        return "lax"
     dtype = dtypes[0] if dtypes is not None else jnp.float32
+    if plan.op == "forward":
+        backend = backend or jax.default_backend()
+        return "fft" if _fft_pays(plan, dtype, backend) else choose_forward(plan, dtype, backend)
     return choose_transpose(plan, dtype, backend or jax.default_backend())
+
+
+def forward_macs(plan: Any) -> int:
+    """Multiply-adds of a forward convolution: output elements x kernel taps x input channels per group."""
+    n = plan.n
+    return math.prod(plan.out_shape) * math.prod(plan.conv_rhs[:n]) * plan.conv_rhs[n]
+
+
+def choose_forward(plan: Any, dtype: Any, backend: str) -> str:
+    """The method ``'auto'`` resolves to for a forward convolution: a static cost model, in rules.
+
+    Calibrated on the forward suite of ``benchmarks/run.py`` (F1-F7) on a
+    2-core x86 CPU; wherever no method was measured faster, the answer is
+    ``'lax'`` (bitwise jax.lax):
+
+    1. Backends other than CPU, more than one device on the backend (a
+       mesh), dtypes other than float32, ``lhs_dilation``, batch groups or
+       ``out_sharding``: ``'lax'``.
+    2. Fewer than :data:`SMALL_MACS` multiply-adds: ``'lax'`` (the fixed
+       cost of a call dominates, and XLA's convolution compiles fastest).
+    3. One input channel per feature group (depthwise, F3): ``'depthwise'``.
+       XLA's CPU grouped convolution runs one small convolution per group
+       (measured about 30x slower forward, 4-7x slower forward+backward).
+    4. A 1x1 kernel (every kernel size 1) without groups (F4):
+       ``'patches'``, a single matrix product of the (strided) input with
+       the kernel (measured 1.4x jax.lax forward, 2.3-3.5x forward+backward).
+    5. Three spatial dimensions (F7): ``'fold'``, a sum of XLA 2-D
+       convolutions, one per depth tap (measured 6-10x jax.lax forward,
+       4.6-4.9x forward+backward; XLA's 3-D CPU kernel is slow).
+    6. Otherwise ``'lax'``: for 1-D and 2-D convolutions with a real
+       kernel (F1, F2, F5, F6) XLA's own CPU convolution runs near the
+       machine's matmul rate and the matrix-product methods measured slower
+       in both passes ('patches' pays for writing its patch buffer, 'taps'
+       for one slice copy per tap; their kernel gradients measured 1.3-11x
+       slower than XLA's own on F1, F5 and F6).
+    """
+    if backend != "cpu" or len(jax.devices(backend)) > 1 or jnp.dtype(dtype) != jnp.dtype(jnp.float32):
+        return "lax"
+    if plan.batch_group_count != 1 or any(d != 1 for d in plan.lhs_dilation) or plan.out_sharding is not None:
+        return "lax"
+    if forward_macs(plan) < SMALL_MACS:
+        return "lax"
+    n, g = plan.n, plan.feature_group_count
+    if g > 1 and plan.conv_rhs[n] == 1:
+        return "depthwise"
+    if g == 1 and all(k == 1 for k in plan.conv_rhs[:n]):
+        return "patches"
+    if n == 3:
+        return "fold"
+    return "lax"
 
 
 def choose_transpose(plan: Any, dtype: Any, backend: str) -> str:
@@ -70,6 +135,11 @@ def choose_transpose(plan: Any, dtype: Any, backend: str) -> str:
        are slower than the equivalent matrix products).
     5. Kernel no larger than the stride (one tap per phase): ``'matmul'``,
        a single matrix product of the input with all phases' taps.
+    5b. Fewer than :data:`SMALL_MACS` multiply-adds (:func:`transpose_macs`):
+       ``'lax'``. At that size a call's fixed cost dominates, jax.lax's
+       computation is as fast (measured: 31 against 56 us at 1.5e5
+       multiply-adds, 90 against 95 us at 5.9e5), and it compiles in about
+       25 ms instead of 100-200 ms, so a first call costs what jax.lax's does.
     6. 2-D with many input channels per group (at least
        :data:`MANY_CHANNELS`) and a small kernel (at most 9 taps): ``'lax'``.
        XLA's own CPU kernel for this convolution is a matrix product over
@@ -77,7 +147,9 @@ def choose_transpose(plan: Any, dtype: Any, backend: str) -> str:
        128 channels, was faster through it in both passes).
     7. Few output channels per phase convolution (fewer than
        :data:`SMALL_CHANNELS` on average over the sub-kernel shapes):
-       ``'subpixel'``, one convolution with all phases as channels.
+       ``'subpixel'``, whose input gradient is one convolution with all
+       phases as channels (its value is ``'phase'``'s, see
+       :mod:`unitconv._methods.polyphase`).
     8. Otherwise ``'phase'`` (one convolution per sub-kernel shape; when
        the stride divides the kernel size that is the sub-pixel
        convolution, without zero taps).
@@ -93,6 +165,8 @@ def choose_transpose(plan: Any, dtype: Any, backend: str) -> str:
         return "matmul"
     if n == 3 or all(dm.max_taps <= 1 for dm in plan.phases):
         return "matmul"
+    if transpose_macs(plan) < SMALL_MACS:
+        return "lax"
     g = plan.feature_group_count
     if n == 2 and plan.conv_lhs[-1] // g >= MANY_CHANNELS and math.prod(plan.conv_rhs[:n]) <= 9:
         return "lax"
@@ -104,76 +178,247 @@ def choose_transpose(plan: Any, dtype: Any, backend: str) -> str:
 
 
 # --- [signal] ------------------------------------------------------------------------------
-# What unitconv.signal's method='auto' picks (direct or FFT) and its overlap-add blocks. The rule
-# is a static count of operations (shapes and dtype only, never a timing):
+# What unitconv.signal's method='auto' picks ('direct', 'fft' or 'oa') and the overlap-add
+# blocks. The rule is a static model of the running time (shapes and dtype only, never a timing),
+# in nanoseconds of process CPU time on this project's 2-core x86 machine (XLA's FFT runs on one
+# thread); only the ratios between the predictions matter. B is the batch (the product of the
+# non-convolved axes), B2 the kernel's own batch, ``out`` the output samples per batch element.
 #
-# * direct: (output samples) x (kernel taps) multiply-adds per batch element, each weighted by
-#   DIRECT_MAC (XLA's CPU convolutions are vectorised for float32/float16 only; other dtypes
-#   run as loops, weighted by DIRECT_MAC_SLOW);
-# * fft: FFT_WEIGHT x N log2 N for the three transforms of N = prod(5-smooth lengths) points
-#   (half of that for real operands, since the FFTs are real).
-# 'fft' is picked when its count is lower. An overlap-add axis uses the block length that
-# minimises the FFT work per output sample, n log2 n / (n - s2 + 1), over powers of two n in
-# [2 s2, 64 s2] (at least 64), unless one FFT of the whole axis is predicted cheaper (oa_block).
+# * direct (jax.lax's convolution, one channel): B x out x (a x taps + b), with (a, b) =
+#   DIRECT[(kernel rank 1 or 2+, float32 or float64)]: a cost per multiply-add and one per
+#   output sample. Measured: float32 1-D ran at 0.67 ns per multiply-add with 51 taps and
+#   0.14-0.17 from 501 taps; float64 1-D about twice as fast (0.20 and 0.07-0.08: XLA's CPU
+#   convolution takes another code path for it); 2-D float32 0.54 (15 x 15) and 0.25 (41 x 41),
+#   float64 0.76 and 1.08. Complex counts four float64 multiply-adds.
+# * one real FFT of n points (the product of its lengths): c n log2 n + p n + o, with (c, p, o) =
+#   FFT[float32 or float64], times FFT_MID when its real input exceeds FFT_CACHE_BYTES and
+#   FFT_BIG beyond FFT_BIG_BYTES (the transform no longer fits the caches), times FFT_COMPLEX
+#   for complex operands.
+# * fft: (2 B + B2) transforms of the shortest exact 11-smooth lengths
+#   (spectral.circular_length) plus PER_OUT[...][0] per output sample (padding, crop);
+#   and FFT_CALL_NS per call;
+# * oa: along each axis where blocks pay (oa_block), the axis is cut into blocks and the
+#   transforms are of the block length, 2 B x blocks + B2 of them, plus PER_OUT[...][1] per
+#   output sample (building the frames and joining the blocks) and FFT_CALL_NS.
+#
+# c, p, o and the overlap-add overhead were fitted by least squares to 40 block lengths (105 to
+# 17,150 points) of 16 x 100,000-sample float32 and float64 convolutions with 51, 501 and
+# 2,001 taps, and the rest to the whole transforms of the benchmark suite (benchmarks/
+# signal_bench.py; docs/performance.md, "Signal"). 'auto' takes the cheapest prediction.
 
-#: Cost of one multiply-add of a vectorised direct convolution (float32/float16), in FFT units.
-DIRECT_MAC = 1.0
-#: The same for dtypes XLA's CPU convolution runs as plain loops (float64, complex, integers).
-DIRECT_MAC_SLOW = 8.0
-#: Cost of one point of one FFT pass (N log2 N) relative to DIRECT_MAC.
-FFT_WEIGHT = 3.0
+#: jax.lax's direct convolution: (ns per multiply-add, ns per output sample), by (kernel rank 1 or 2,
+#: float32 or float64); float16/bfloat16 as float32, complex as four float64 multiply-adds.
+DIRECT = {
+    (1, "float32"): (0.14, 27.0),
+    (1, "float64"): (0.07, 6.5),
+    (2, "float32"): (0.21, 75.0),
+    (2, "float64"): (1.0, 0.0),
+}
+#: One real FFT of n points, in cache: (ns per point and log2 n, ns per point, ns per transform).
+FFT = {"float32": (0.077, 1.96, 172.0), "float64": (0.015, 6.27, 79.0)}
+#: Transforms whose real input exceeds these many bytes run slower per point (cache misses).
+FFT_CACHE_BYTES = 64 * 1024
+FFT_MID = 1.2
+FFT_BIG_BYTES = 3 * 1024 * 1024
+FFT_BIG = 2.5
+#: Complex operands: complex transforms of the same lengths.
+FFT_COMPLEX = 2.0
+#: ns per output sample besides the transforms: (one whole FFT, overlap-add blocks).
+PER_OUT = {"float32": (3.9, 3.3), "float64": (2.6, 10.2)}
+#: ns per call of the FFT paths besides that (three FFT calls and their elementwise kernels; a
+#: 64-sample 'same' convolution with 3 taps took 15 us by FFT and 9 us by jax.lax).
+FFT_CALL_NS = 6000.0
 
 
-def signal_costs(shape1: tuple, shape2: tuple, axes: tuple, windows: tuple, dtype: Any) -> dict[str, float]:
-    """The operation counts of 'direct' and 'fft' for one unitconv.signal call (see the [signal] notes)."""
-    from unitconv._methods.spectral import next_fast_len
-
-    batch = math.prod(max(a, b) for i, (a, b) in enumerate(zip(shape1, shape2, strict=True)) if i not in axes)
-    out = math.prod(length for _, length in windows)
-    taps = math.prod(shape2[ax] for ax in axes)
-    mac = DIRECT_MAC if jnp.dtype(dtype) in (jnp.dtype(jnp.float32), jnp.dtype(jnp.float16)) else DIRECT_MAC_SLOW
-    points = math.prod(next_fast_len(shape1[ax] + shape2[ax] - 1) for ax in axes)
-    real = 0.5 if not jnp.issubdtype(dtype, jnp.complexfloating) else 1.0
-    return {
-        "direct": batch * out * taps * mac,
-        "fft": FFT_WEIGHT * real * 3 * batch * points * math.log2(max(points, 2)),
-    }
+def _kind(dtype: Any) -> str:
+    return "float64" if jnp.dtype(dtype) in (jnp.dtype(jnp.float64), jnp.dtype(jnp.complex128)) else "float32"
 
 
-def choose_signal(shape1: tuple, shape2: tuple, axes: tuple, windows: tuple, dtype: Any) -> str:
-    """'direct' or 'fft' for unitconv.signal's method='auto', by :func:`signal_costs`."""
-    costs = signal_costs(shape1, shape2, axes, windows, dtype)
-    return "fft" if costs["fft"] < costs["direct"] else "direct"
+def direct_ns(out: int, taps: int, rank: int, dtype: Any) -> float:
+    """The modelled nanoseconds of jax.lax's direct convolution: ``out`` samples of ``taps`` taps each."""
+    complex_ = jnp.issubdtype(dtype, jnp.complexfloating)
+    per_mac, per_out = DIRECT[(min(max(rank, 1), 2), "float64" if complex_ else _kind(dtype))]
+    return out * ((4 if complex_ else 1) * per_mac * taps + per_out)
 
 
-#: Overlap-add blocks are used unless one FFT of the whole axis is predicted this much cheaper:
-#: the blocks' power-of-two FFTs ran about 1.9x faster per point than a 5-smooth whole-axis FFT
-#: (16 x 100,000 samples, 2,001 taps, float32: 13.7 ms with 16,384-point blocks, 25.6 ms whole).
-OA_MARGIN = 1.5
+def fft_ns(points: int, dtype: Any) -> float:
+    """The modelled nanoseconds of one FFT of ``points`` points (real, or complex for complex dtypes)."""
+    c, p, o = FFT[_kind(dtype)]
+    cost = c * points * math.log2(max(points, 2)) + p * points + o
+    size = points * jnp.dtype(dtype).itemsize
+    if size > FFT_BIG_BYTES:
+        cost *= FFT_BIG
+    elif size > FFT_CACHE_BYTES:
+        cost *= FFT_MID
+    return cost * (FFT_COMPLEX if jnp.issubdtype(dtype, jnp.complexfloating) else 1.0)
 
 
-def oa_block(s1: int, s2: int) -> int | None:
+def oa_block(s1: int, s2: int, length: int | None = None, dtype: Any = jnp.float32) -> int | None:
     """The overlap-add block length along an axis of ``s1`` samples and ``s2`` taps, or None (one FFT).
 
-    The block's FFT length ``n`` is the power of two in ``[2 s2, 64 s2]`` (at
-    least 64) that minimises ``n log2 n / (n - s2 + 1)``, the FFT work per
-    output sample; blocks are used unless one FFT of the whole axis costs
-    less than ``1 / OA_MARGIN`` of them.
+    ``length`` is the number of output samples wanted along the axis
+    (default: the full convolution's ``s1 + s2 - 1``). The block's FFT
+    length ``n`` is the 11-smooth length in ``[2 s2, max(4 s2, FFT_CACHE_BYTES
+    / itemsize)]`` that minimises the modelled cost per output sample,
+    ``2 fft_ns(n) / (n - s2 + 1)``;
+    blocks are used when, with their per-sample overhead, they are predicted
+    cheaper than one FFT of the whole axis (see the [signal] notes).
     """
-    from unitconv._methods.spectral import next_fast_len
+    from unitconv._methods.spectral import circular_length, next_fast_len
 
     if s2 > s1:
         s1, s2 = s2, s1
+    if length is None:
+        length = s1 + s2 - 1
     best, best_cost = None, math.inf
-    n = 2 ** max(6, math.ceil(math.log2(2 * s2)))
-    while n <= max(64 * s2, 64):
-        cost = n * math.log2(n) / (n - s2 + 1)
+    n = next_fast_len(max(2 * s2, 16))
+    # blocks that fit the caches (measured faster per point than the model's tiers say), or up to 4 s2
+    largest = max(FFT_CACHE_BYTES // jnp.dtype(dtype).itemsize, 4 * s2)
+    while n - s2 + 1 < length and n <= largest:
+        cost = 2 * fft_ns(n, dtype) / (n - s2 + 1)
         if cost < best_cost:
             best, best_cost = n, cost
-        n *= 2
-    whole = next_fast_len(s1 + s2 - 1)
-    block = best - s2 + 1
-    blocks = -(-s1 // block)
-    if blocks * best * math.log2(best) >= OA_MARGIN * whole * math.log2(max(whole, 2)):
+        n = next_fast_len(n + max(1, n // 8))
+    if best is None:
         return None
-    return block
+    block = best - s2 + 1
+    whole_out, blocks_out = PER_OUT[_kind(dtype)]
+    start = (s1 + s2 - 1 - length) // 2  # any window of this length: the whole FFT's length hardly depends on it
+    whole = 2 * fft_ns(circular_length(s1, s2, start, length), dtype) + whole_out * length
+    blocks = 2 * -(-length // block) * fft_ns(best, dtype) + blocks_out * length
+    return block if blocks < whole else None
+
+
+def signal_costs(shape1: tuple, shape2: tuple, axes: tuple, windows: tuple, dtype: Any, *,
+                 circular: bool = False) -> dict[str, float]:  # fmt: skip
+    """The modelled nanoseconds of 'direct', 'fft' and 'oa' for one unitconv.signal call (see [signal]).
+
+    ``circular``: 'wrap' with 'same', computed by FFT as one circular
+    convolution of the signal's length (blocks do not apply).
+    """
+    from unitconv._methods.spectral import circular_length
+
+    rest = [i for i in range(len(shape1)) if i not in axes]
+    batch = math.prod(max(shape1[i], shape2[i]) for i in rest)
+    batch2 = math.prod(shape2[i] for i in rest)
+    out = math.prod(length for _, length in windows)
+    taps = math.prod(shape2[ax] for ax in axes)
+    rank = sum(shape2[ax] > 1 for ax in axes)
+    whole_out, blocks_out = PER_OUT[_kind(dtype)]
+    costs = {"direct": direct_ns(batch * out, taps, rank, dtype)}
+    if circular:
+        points = math.prod(shape1[ax] for ax in axes)
+        costs["fft"] = costs["oa"] = (2 * batch + batch2) * fft_ns(points, dtype) + whole_out * batch * out
+        costs["fft"] = costs["oa"] = costs["fft"] + FFT_CALL_NS
+        return costs
+    lengths = [circular_length(shape1[ax], shape2[ax], s, n) for ax, (s, n) in zip(axes, windows, strict=True)]
+    costs["fft"] = (2 * batch + batch2) * fft_ns(math.prod(lengths), dtype) + whole_out * batch * out + FFT_CALL_NS
+    blocked, count = list(lengths), 1
+    for i, (ax, (_, length)) in enumerate(zip(axes, windows, strict=True)):
+        block = oa_block(shape1[ax], shape2[ax], length, dtype)
+        if block is not None:
+            blocked[i] = block + min(shape1[ax], shape2[ax]) - 1
+            count *= -(-length // block)
+    if count == 1:
+        costs["oa"] = costs["fft"]
+    else:
+        per = fft_ns(math.prod(blocked), dtype)
+        costs["oa"] = (2 * batch * count + batch2) * per + blocks_out * batch * out + FFT_CALL_NS
+    return costs
+
+
+def choose_signal(shape1: tuple, shape2: tuple, axes: tuple, windows: tuple, dtype: Any, *,
+                  circular: bool = False) -> str:  # fmt: skip
+    """'direct', 'fft' or 'oa' for unitconv.signal's method='auto': the cheapest by :func:`signal_costs`."""
+    costs = signal_costs(shape1, shape2, axes, windows, dtype, circular=circular)
+    best = min(costs, key=costs.get)
+    return "fft" if best == "oa" and costs["oa"] >= costs["fft"] else best
+
+
+# --- [sigfft] forward convolutions: when 'auto' picks 'fft' ------------------------------------
+# Calibrated on this project's 2-core x86 CPU, float32, side by side with 'lax' (the figures are in
+# docs/performance.md, "Forward convolutions: when 'auto' picks 'fft'"). Costs in nanoseconds:
+#
+# * direct (jax.lax), float32: DIRECT_NS x (I x O + DIRECT_CHANNELS) per output point and kernel
+#   tap, per batch element (I = input features per group, O = output features): XLA's CPU
+#   convolution is a matrix product over the channels with a fixed cost per tap on top of it.
+#   Other dtypes (float64, complex) run as plain loops (DIRECT_SLOW_NS, DIRECT_LOOP_NS per
+#   multiply-add) except with many channels (DIRECT_SLOW_MAX times the float32 cost);
+# * fft: FFT_NS x P log2 P per transform (N x C of lhs, I x O of the kernel, N x O of the output;
+#   twice that for complex operands, FFT_SLOW times that in double precision, LARGE_FFT times
+#   that when all transforms hold more than LARGE_FFT_POINTS), P the points of one transform,
+#   plus SPECTRAL_NS per complex multiply-add of the channel contraction (N x P x
+#   I x O, half of it for real operands), plus FFT_FIXED_NS per call.
+
+#: Direct convolution, float32: ns per output point, kernel tap and pair of channels.
+DIRECT_NS = 0.03
+#: The fixed cost of a tap of the float32 direct convolution, in pairs of channels.
+DIRECT_CHANNELS = 40
+#: Direct convolution, other dtypes (measured in float64): ns per multiply-add with one pair of
+#: channels (measured 0.2-0.7) and with up to MATMUL_CHANNELS pairs (measured 1.4-3.5); from
+#: MATMUL_CHANNELS pairs on, XLA's float64 convolution is a matrix product too, DIRECT_SLOW_MAX
+#: times the float32 cost (measured 0.03-0.1 ns per multiply-add at 32 x 32 channels).
+DIRECT_SLOW_NS = 0.2
+DIRECT_LOOP_NS = 1.0
+MATMUL_CHANNELS = 512
+DIRECT_SLOW_MAX = 3.3
+#: ns per point and log2(points) of one real transform (float32).
+FFT_NS = 0.5
+#: The FFT cost factor in double precision.
+FFT_SLOW = 2.0
+#: Spectra of more points than this in all (lhs, kernel and output transforms together) do not
+#: fit in cache: their transforms run LARGE_FFT times slower per point.
+LARGE_FFT_POINTS = 2**21
+LARGE_FFT = 1.8
+#: ns per complex multiply-add of the channel contraction in the frequency domain.
+SPECTRAL_NS = 0.5
+#: ns of fixed cost of the FFT method (its launches), so that tiny convolutions stay 'lax'.
+FFT_FIXED_NS = 20_000
+#: 'auto' picks 'fft' only if it is predicted at least this many times faster than 'lax'.
+FFT_MARGIN = 2.0
+
+
+def forward_costs(plan: Any, dtype: Any) -> dict[str, float]:
+    """Predicted ns of 'lax' and 'fft' for a stride-1 forward ``plan`` (see the [sigfft] notes)."""
+    from unitconv._methods.spectral import next_fast_len
+
+    n = plan.n
+    batch, c = plan.conv_lhs[0], plan.conv_lhs[-1]
+    i, o = plan.conv_rhs[-2:]
+    out_batch = batch // plan.batch_group_count
+    taps = math.prod(plan.conv_rhs[:n])
+    out_points = math.prod(plan.out_shape[a] for a in plan.dn.out_spec[2:])
+    if plan.circular:  # one transform of the period, which is the output's size at stride 1
+        points = out_points
+    else:
+        points = math.prod(
+            next_fast_len(m + lo + hi) for m, (lo, hi) in zip(plan.conv_lhs[1:-1], plan.explicit_pads, strict=True)
+        )
+    complex_ = jnp.issubdtype(dtype, jnp.complexfloating)
+    double = jnp.dtype(dtype) in (jnp.dtype(jnp.float64), jnp.dtype(jnp.complex128))
+    direct = DIRECT_NS * out_batch * out_points * taps * (i * o + DIRECT_CHANNELS)
+    if jnp.dtype(dtype) != jnp.dtype(jnp.float32):
+        macs = out_batch * out_points * taps * i * o
+        if i * o >= MATMUL_CHANNELS:
+            direct *= DIRECT_SLOW_MAX
+        else:
+            direct = macs * (DIRECT_SLOW_NS if i * o == 1 else DIRECT_LOOP_NS)
+    count = batch * c + i * o + out_batch * o
+    transforms = count * points * math.log2(max(points, 2)) * FFT_NS
+    transforms *= (2.0 if complex_ else 1.0) * (FFT_SLOW if double else 1.0)
+    transforms *= LARGE_FFT if count * points > LARGE_FFT_POINTS else 1.0
+    spectral = SPECTRAL_NS * out_batch * points * i * o * (1.0 if complex_ else 0.5)
+    return {"lax": direct, "fft": transforms + spectral + FFT_FIXED_NS}
+
+
+def _fft_pays(plan: Any, dtype: Any, backend: str) -> bool:
+    """Whether 'auto' picks 'fft' for a forward convolution: CPU, one device, stride 1, and the margin."""
+    if backend != "cpu" or len(jax.devices(backend)) > 1:
+        return False
+    if any(v != 1 for v in (*plan.window_strides, *plan.lhs_dilation)):
+        return False
+    kinds = (jnp.float32, jnp.float64, jnp.complex64, jnp.complex128)
+    if jnp.dtype(dtype) not in tuple(jnp.dtype(k) for k in kinds) or 0 in plan.lhs_shape or 0 in plan.rhs_shape:
+        return False
+    costs = forward_costs(plan, dtype)
+    return FFT_MARGIN * costs["fft"] <= costs["lax"]

@@ -231,12 +231,13 @@ def padding_pairs(fn: str, padding: Any, n: int) -> tuple[tuple[int, int], ...]:
 
 
 def forward_padding(fn: str, padding: Any, n: int) -> str | tuple[tuple[int, int], ...]:
-    """Canonicalise conv_general_dilated's padding: a string or explicit pairs."""
+    """Canonicalise conv_general_dilated's padding: a string (also exactly 'CIRCULAR') or explicit pairs."""
     if isinstance(padding, str):
-        if padding.upper() not in FORWARD_PADDING_STRINGS:
+        if padding != "CIRCULAR" and padding.upper() not in FORWARD_PADDING_STRINGS:
+            hint = " Did you mean 'CIRCULAR'?" if padding.upper() == "CIRCULAR" else ""
             msg = (
-                f"{fn}: `padding` must be one of {', '.join(map(repr, FORWARD_PADDING_STRINGS))} "
-                f"or a sequence of {n} (low, high) integer pairs, got {padding!r}."
+                f"{fn}: `padding` must be one of {', '.join(map(repr, FORWARD_PADDING_STRINGS))}, 'CIRCULAR' "
+                f"or a sequence of {n} (low, high) integer pairs, got {padding!r}.{hint}"
             )
             raise ValueError(msg)
         return padding

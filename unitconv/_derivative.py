@@ -2,12 +2,13 @@
 
 For ``y = f(x, w)``, bilinear, the tangent is ``f(dx, w) + g(x, dw)``:
 
-* ``f(dx, w)`` is the method itself, so its transpose (the input gradient)
-  is what JAX derives from that method's forward pass: a strided
+* ``f(dx, w)`` is the method itself (or its ``input_tangent``, e.g. the
+  single zero-padded convolution of ``'subpixel'``), so its transpose (the
+  input gradient) is what JAX derives from that computation: a strided
   convolution for ``'lax'``, stride-1 phase convolutions for ``'phase'``.
 * ``g(x, dw)`` is the same polyphase product written with
   ``lax.dot_general`` over stacked shifted windows ("patches") of ``x`` (the
-  method's ``kernel_tangent``, 'matmul' or 'col2im'). Its transpose, the
+  method's ``kernel_tangent``, 'matmul'). Its transpose, the
   kernel gradient, is therefore one matrix product per phase, instead of the
   convolution with a huge window and tiny output that XLA's own transpose
   rule produces (which runs at well under 1 GFLOP/s on CPU). ``g`` is
@@ -37,19 +38,24 @@ def _kernel_tangent(plan: Any, lhs: Any, rhs_dot: Any) -> Any:
     return _registry.primal(plan, lhs, rhs_dot, _registry.get(plan.method).kernel_tangent)
 
 
-@functools.partial(jax.custom_jvp, nondiff_argnums=(0,))
 def conv(plan: Any, lhs: Any, rhs: Any) -> Any:
     """The plan's method on ``(lhs, rhs)`` (prepared operands), differentiated by the rule."""
-    return _registry.primal(plan, lhs, rhs)
+    return _conv(plan, False, lhs, rhs)
 
 
-def _conv_jvp(plan: Any, primals: tuple[Any, Any], tangents: tuple[Any, Any]) -> tuple[Any, Any]:
+@functools.partial(jax.custom_jvp, nondiff_argnums=(0, 1))
+def _conv(plan: Any, input_tangent: bool, lhs: Any, rhs: Any) -> Any:
+    """:func:`conv`; with ``input_tangent``, as the input tangent ``f(dx, w)`` (the method's stand-in)."""
+    return _registry.primal(plan, lhs, rhs, input_tangent=input_tangent)
+
+
+def _conv_jvp(plan: Any, input_tangent: bool, primals: tuple[Any, Any], tangents: tuple[Any, Any]) -> tuple[Any, Any]:
     lhs, rhs = primals
     lhs_dot, rhs_dot = tangents
-    y = conv(plan, lhs, rhs)
+    y = _conv(plan, input_tangent, lhs, rhs)
     terms = []
     if not isinstance(lhs_dot, SymbolicZero):
-        terms.append(conv(plan, lhs_dot, rhs))
+        terms.append(_conv(plan, True, lhs_dot, rhs))
     if not isinstance(rhs_dot, SymbolicZero):
         terms.append(jax.checkpoint(functools.partial(_kernel_tangent, plan))(lhs, rhs_dot))
     if not terms:
@@ -58,4 +64,4 @@ def _conv_jvp(plan: Any, primals: tuple[Any, Any], tangents: tuple[Any, Any]) ->
     return y, y_dot
 
 
-conv.defjvp(_conv_jvp, symbolic_zeros=True)
+_conv.defjvp(_conv_jvp, symbolic_zeros=True)

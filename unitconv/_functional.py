@@ -87,7 +87,12 @@ def conv_general_dilated(
         ``n`` positive strides.
     padding : str or sequence of (int, int)
         ``'SAME'``, ``'SAME_LOWER'``, ``'VALID'`` (case-insensitive, as in
-        jax), or ``n`` explicit ``(low, high)`` pairs; negative values crop.
+        jax), ``n`` explicit ``(low, high)`` pairs (negative values crop), or
+        ``'CIRCULAR'`` (exact case): periodic boundaries in every spatial
+        dimension, as flax.linen.Conv defines them: the input is padded
+        periodically by ``((K - 1) // 2, K // 2)`` (``K`` the dilated kernel
+        size, even kernels included) and convolved with 'VALID', so the
+        output has ``ceil(n / stride)`` elements. Not with ``lhs_dilation``.
     lhs_dilation, rhs_dilation : sequence of int, optional
         ``n`` positive dilation factors of the input and of the kernel.
     dimension_numbers : None, ConvDimensionNumbers or tuple of str, optional
@@ -101,9 +106,21 @@ def conv_general_dilated(
         Return the result in this unit. Its dimension must equal that of
         ``unit(lhs) * unit(rhs)``.
     method : str, optional
-        ``'auto'`` (default), ``'lax'`` or ``'xla'``. ``'xla'`` is
-        jax.lax.conv_general_dilated itself; ``'auto'`` and ``'lax'`` compute
-        the same result today (bitwise jax.lax's).
+        ``'auto'`` (default), ``'lax'``, ``'xla'``, ``'patches'``,
+        ``'taps'``, ``'depthwise'``, ``'fold'`` or ``'fft'``. ``'xla'`` is
+        jax.lax.conv_general_dilated itself and ``'lax'`` its result bitwise;
+        'patches', 'taps', 'depthwise' and 'fold' compute it as matrix
+        products or fused multiply-adds (equal to rounding; see
+        docs/performance.md), falling back to ``'xla'`` where they do not
+        apply. ``'fft'`` computes by real (or complex) FFTs with the channels
+        contracted per frequency, for window strides and lhs_dilation of 1
+        (else ValueError) and any rhs_dilation, groups, layout and padding;
+        it agrees with jax.lax within rounding (about 1e-6 of max |y| in
+        float32), runs float16/bfloat16 in float32, and is differentiated by
+        JAX through the FFTs. ``'auto'`` picks ``'fft'`` where a static cost
+        model predicts it at least twice as fast on a single CPU device
+        (large kernels with few channels), otherwise one of the others per
+        shape on CPU, and ``'lax'`` elsewhere.
 
     Returns
     -------
@@ -118,7 +135,8 @@ def conv_general_dilated(
         For a wrong kind of argument (a float stride, a Quantity as padding, an
         ``out_unit`` that is not a unit, ...).
     ValueError
-        For wrong ranks, lengths, feature counts or groups.
+        For wrong ranks, lengths, feature counts or groups, or
+        ``method='fft'`` with strides or lhs_dilation other than 1.
     saiunit.DimensionMismatchError
         If ``out_unit`` has the wrong dimension.
 
@@ -140,6 +158,13 @@ def conv_general_dilated(
     Unit("pA")
     >>> i.mantissa.tolist()
     [[[3.0, 3.0, 3.0]]]
+
+    Periodic boundaries, by FFT:
+
+    >>> ramp = jnp.arange(5.0).reshape(1, 1, 5) * u.mV
+    >>> c = unitconv.conv_general_dilated(ramp, g, (1,), "CIRCULAR", method="fft")
+    >>> c.unit, jnp.round(c.mantissa, 4).tolist()
+    (Unit("pA"), [[[5.0, 3.0, 6.0, 9.0, 7.0]]])
     """
     return _forward(
         "conv_general_dilated",
@@ -183,14 +208,16 @@ def conv(
     window_strides : sequence of int
         ``n`` positive strides.
     padding : str
-        ``'SAME'``, ``'SAME_LOWER'`` or ``'VALID'`` (explicit pairs are also
-        accepted, as jax.lax does).
+        ``'SAME'``, ``'SAME_LOWER'``, ``'VALID'`` or ``'CIRCULAR'`` (periodic,
+        as in `conv_general_dilated`); explicit pairs are also accepted, as
+        jax.lax does.
     precision, preferred_element_type : optional
         Passed to jax.lax unchanged.
     out_unit : saiunit.Unit, optional
         Return the result in this unit.
     method : str, optional
-        As for `conv_general_dilated`.
+        ``'auto'``, ``'lax'``, ``'xla'`` or ``'fft'`` (stride 1 only), as for
+        `conv_general_dilated`.
 
     Returns
     -------
@@ -246,7 +273,8 @@ def conv_with_general_padding(
     window_strides : sequence of int
         ``n`` positive strides.
     padding : str or sequence of (int, int)
-        A padding string or ``n`` explicit ``(low, high)`` pairs.
+        A padding string (``'CIRCULAR'`` included, as in
+        `conv_general_dilated`) or ``n`` explicit ``(low, high)`` pairs.
     lhs_dilation, rhs_dilation : sequence of int or None
         Dilation of the input and of the kernel.
     precision, preferred_element_type : optional
@@ -254,7 +282,8 @@ def conv_with_general_padding(
     out_unit : saiunit.Unit, optional
         Return the result in this unit.
     method : str, optional
-        As for `conv_general_dilated`.
+        ``'auto'``, ``'lax'``, ``'xla'`` or ``'fft'`` (stride 1 and no
+        lhs_dilation only), as for `conv_general_dilated`.
 
     Returns
     -------

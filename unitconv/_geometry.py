@@ -124,6 +124,23 @@ def circular_geometry(n: int, k: int, s: int, transpose_kernel: bool) -> tuple[i
     return (-wrap) % n, count, low, high
 
 
+def circular_pads(k: int) -> tuple[int, int]:
+    """flax.linen.Conv's periodic (and reflecting) pads ``((k - 1) // 2, k // 2)`` for a dilated kernel size ``k``."""
+    return (k - 1) // 2, k // 2
+
+
+def forward_circular(n: int, k: int) -> tuple[int, int]:
+    """'CIRCULAR' for a forward convolution: the ``(start, count)`` of the periodically wrapped lhs.
+
+    flax.linen.Conv pads the input periodically by :func:`circular_pads` and
+    runs a 'VALID' convolution. The padded input holds element ``(i - low)
+    mod n`` of the input at index ``i``: ``count = n + low + high``
+    consecutive elements of the periodic input, from ``start = -low mod n``.
+    """
+    low, high = circular_pads(k)
+    return (-low) % n, n + low + high
+
+
 # --- phases of an lhs-dilated convolution ------------------------------------------------
 
 
@@ -159,6 +176,10 @@ class Phases:
     @property
     def max_taps(self) -> int:
         return max((p.taps for p in self.active), default=0)
+
+    def rows(self, phase: Phase) -> int:
+        """How many outputs ``y[q * s + r] (q >= 0)`` phase ``r`` has below ``t``: ``ceil((t - r) / s)``, at least 0."""
+        return max(0, -(-(self.t - phase.r) // self.s))
 
 
 def phases(n_in: int, k: int, s: int, d: int, lo: int, hi: int) -> Phases:

@@ -297,23 +297,28 @@ def promote(
     )
 
 
-#: The flax padding modes that pre-pad the input and then run a 'VALID' convolution.
+#: flax's padding modes beyond jax.lax's strings. 'CIRCULAR' is passed on to the convolution
+#: (``unitconv.conv_general_dilated`` has it); the others are :data:`PREPADDED`.
 PREPAD_MODES = ("CIRCULAR", "REFLECT", "CAUSAL")
+
+#: The modes that pre-pad the input (:func:`prepad`) and then run a 'VALID' convolution.
+PREPADDED = ("REFLECT", "CAUSAL")
 
 
 def prepad(x: Any, mode: str, kernel_size: tuple[int, ...], kernel_dilation: tuple[int, ...]) -> Any:
-    """Pad a (N, *spatial, C) input for flax's 'CIRCULAR', 'REFLECT' and 'CAUSAL' modes.
+    """Pad a (N, *spatial, C) input for flax's 'REFLECT' and 'CAUSAL' modes.
 
-    The padded input then goes through a 'VALID' convolution. For 'CIRCULAR'
-    and 'REFLECT' each spatial dimension gets ``((K - 1) // 2, K // 2)`` with
-    K the dilated kernel size; 'CAUSAL' (1-D) pads ``K - 1`` on the left only.
+    The padded input then goes through a 'VALID' convolution. For 'REFLECT'
+    each spatial dimension gets ``_geometry.circular_pads(K)`` (``((K - 1) // 2,
+    K // 2)``, K the dilated kernel size); 'CAUSAL' (1-D) pads ``K - 1`` on the
+    left only.
     """
     dilated = [_geometry.dilate(k, d) for k, d in zip(kernel_size, kernel_dilation, strict=True)]
     if mode == "CAUSAL":
         spatial = [(dilated[0] - 1, 0)]
         jnp_mode = "constant"
     else:
-        spatial = [((k - 1) // 2, k // 2) for k in dilated]
-        jnp_mode = "wrap" if mode == "CIRCULAR" else "reflect"
+        spatial = [_geometry.circular_pads(k) for k in dilated]
+        jnp_mode = "reflect"
     pads = [(0, 0), *spatial, (0, 0)]
     return _units.map_mantissa(x, lambda m: jnp.pad(m, pads, mode=jnp_mode))

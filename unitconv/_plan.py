@@ -125,6 +125,12 @@ class Plan:
         )
 
     @functools.cached_property
+    def explicit_pads(self) -> tuple[tuple[int, int], ...]:
+        """``pads`` as explicit ``(low, high)`` pairs of the computed convolution (a string split as jax.lax does)."""
+        eff_k = tuple(dilate(k, d) for k, d in zip(self.conv_rhs[: self.n], self.rhs_dilation, strict=True))
+        return _explicit(self.conv_lhs[1:-1], eff_k, self.window_strides, self.pads)
+
+    @functools.cached_property
     def executable(self) -> Callable[[Any, Any], Any]:
         """The plan's computation, jitted (for eager calls), compiled once per plan."""
         return jax.jit(functools.partial(_methods.execute, self))
@@ -195,6 +201,8 @@ def _resolve(fn: str, plan: Plan, method: Any, dtypes: Any, backend: str | None)
         _checks.check_fits(fn, "the output", plan.out_shape, plan.preferred_element_type or dtypes[0])
     if method == "auto":
         method = _auto.choose(plan, dtypes, backend)
+    else:
+        _methods.get(method).check(fn, plan, dtypes)
     if not _methods.get(method).applies(plan, dtypes):
         method = "xla"
     plan = replace(plan, method=method)
@@ -207,10 +215,10 @@ def _resolve(fn: str, plan: Plan, method: Any, dtypes: Any, backend: str | None)
 def _buffers(plan: Plan) -> list[tuple[str, tuple[int, ...]]]:
     """The largest intermediates of the plan's method: ``(what, shape)``, checked against the memory limit.
 
-    'xla' and 'lax' build the dilated and padded input; the polyphase methods
-    build, per group of phases, an input window, a product with the phases as
-    channels and ('matmul') stacked patches, and 'col2im' one product of the
-    input with every kernel tap.
+    'xla' and 'lax' build the dilated and padded input; 'phase', 'subpixel'
+    and 'matmul' build, per group of phases (by sub-kernel shape), an input
+    window, a product with the phases as channels and ('matmul') stacked
+    patches; 'col2im' builds one product of the input with every kernel tap.
     """
     n, batch, c_in, c_out = plan.n, plan.conv_lhs[0], plan.conv_lhs[-1], plan.conv_rhs[-1]
     if plan.method in ("xla", "lax"):
@@ -222,8 +230,10 @@ def _buffers(plan: Plan) -> list[tuple[str, tuple[int, ...]]]:
         return [
             ("the product of the input with every kernel tap", (batch, *plan.conv_lhs[1:-1], *plan.conv_rhs[:n], c_out))
         ]
-    out = []
-    for grp in polyphase.phase_groups(plan, single=plan.method == "subpixel"):
+    out: list[tuple[str, tuple[int, ...]]] = []
+    if plan.method not in ("phase", "subpixel", "matmul"):
+        return out  # other methods: the output only
+    for grp in polyphase.phase_groups(plan, single=False):
         window = [e + (t - 1) * dm.dstep for e, t, dm in zip(grp.extent, grp.taps, plan.phases, strict=True)]
         out.append(("a phase group's input window", (batch, *window, c_in)))
         out.append(("a phase group's product", (batch, *grp.extent, len(grp.combos) * c_out)))
@@ -246,12 +256,16 @@ def _check_output_padding(fn: str, op: tuple[int, ...], strides: tuple[int, ...]
             raise ValueError(msg)
 
 
-def _circular(fn, lhs_spatial, eff_k, strides, op, shape_req, transpose_kernel):
-    """'CIRCULAR': the wrap ``(start, count)`` and pads per dimension, after its checks."""
+def _check_periodic(fn: str, lhs_spatial: tuple[int, ...]) -> None:
     for i, size in enumerate(lhs_spatial):
         if size == 0:
             msg = f"{fn}: padding='CIRCULAR' needs non-empty spatial dimensions; lhs spatial dimension {i} is 0."
             raise ValueError(msg)
+
+
+def _circular(fn, lhs_spatial, eff_k, strides, op, shape_req, transpose_kernel):
+    """'CIRCULAR': the wrap ``(start, count)`` and pads per dimension, after its checks."""
+    _check_periodic(fn, lhs_spatial)
     for i, (size, s) in enumerate(zip(lhs_spatial, strides, strict=True)):
         if op is not None and op[i] != 0:
             msg = (
@@ -421,6 +435,13 @@ def transpose(
 # --- the forward convolutions -----------------------------------------------------------
 
 
+def _explicit(lhs_spatial: tuple[int, ...], eff_k: tuple[int, ...], strides: tuple[int, ...], pads: Any) -> Any:
+    """A forward convolution's pads as explicit ``(low, high)`` pairs (a padding string split as jax.lax splits it)."""
+    if not isinstance(pads, str):
+        return pads
+    return tuple(tuple(int(p) for p in pair) for pair in lax.padtype_to_pads(lhs_spatial, eff_k, strides, pads.upper()))
+
+
 def forward(
     *,
     fn: str,
@@ -455,6 +476,7 @@ def forward(
     lhs_dil = _checks.positive_ints(fn, "lhs_dilation", lhs_dilation, n)
     rhs_dil = _checks.positive_ints(fn, "rhs_dilation", rhs_dilation, n)
     pads = _checks.forward_padding(fn, padding, n)
+    circular = pads == "CIRCULAR"
     if isinstance(pads, str) and lhs_dil != (1,) * n:
         msg = (
             f"{fn}: string `padding` (={padding!r}) cannot be combined with `lhs_dilation` "
@@ -465,17 +487,19 @@ def forward(
     fgc, bgc = _checks.check_groups(fn, lhs_shape, rhs_shape, dn, feature_group_count, batch_group_count, hint)
     lhs_spatial = _layout.spatial(lhs_shape, dn.lhs_spec)
     kernel_spatial = _layout.spatial(rhs_shape, dn.rhs_spec)
-    if not isinstance(pads, str):
-        _checks.check_padded_sizes(fn, lhs_spatial, pads, lhs_dil)
     eff_k = tuple(dilate(k, d) for k, d in zip(kernel_spatial, rhs_dil, strict=True))
-    explicit = pads
-    if isinstance(pads, str):
-        explicit = tuple(
-            tuple(int(p) for p in pair) for pair in lax.padtype_to_pads(lhs_spatial, eff_k, strides, pads.upper())
-        )
+    wrap: tuple[tuple[int, int], ...] = ()
+    if circular:  # flax.linen.Conv's mode: a 'VALID' convolution over the periodically padded lhs
+        _check_periodic(fn, lhs_spatial)
+        wrap = tuple(_geometry.forward_circular(m, k) for m, k in zip(lhs_spatial, eff_k, strict=True))
+        pads = ((0, 0),) * n
+    conv_spatial = tuple(count for _, count in wrap) if circular else lhs_spatial
+    if not isinstance(pads, str):
+        _checks.check_padded_sizes(fn, conv_spatial, pads, lhs_dil)
+    explicit = _explicit(conv_spatial, eff_k, strides, pads)
     spatial_out = tuple(
         _geometry.conv_output_size(m, k, p, stride=s, lhs_dilation=ld)
-        for m, k, p, s, ld in zip(lhs_spatial, eff_k, explicit, strides, lhs_dil, strict=True)
+        for m, k, p, s, ld in zip(conv_spatial, eff_k, explicit, strides, lhs_dil, strict=True)
     )
     batch, c_in = lhs_shape[dn.lhs_spec[0]], lhs_shape[dn.lhs_spec[1]]
     c_out = rhs_shape[dn.rhs_spec[0]]
@@ -495,12 +519,12 @@ def forward(
         preferred_element_type=_operands.preferred_element_type(fn, preferred_element_type, dtypes and dtypes[0]),
         out_sharding=out_sharding,
         transpose_kernel=False,
-        circular=False,
-        wrap=(),
+        circular=circular,
+        wrap=wrap,
         lax_padding=None,
         use_consistent_padding=False,
         out_shape=_layout.out_shape(dn, batch // bgc, c_out, spatial_out),
-        conv_lhs=(batch, *lhs_spatial, c_in),
+        conv_lhs=(batch, *conv_spatial, c_in),
         conv_rhs=(*kernel_spatial, rhs_shape[dn.rhs_spec[1]], c_out),
     )
     return _resolve(fn, plan, method, dtypes, backend)

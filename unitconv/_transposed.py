@@ -110,9 +110,9 @@ def conv_transpose(
         * ``'phase'``: polyphase decomposition, one stride-1 convolution
           per sub-kernel shape, with the phases as output channels; no
           multiply by an inserted zero.
-        * ``'subpixel'``: one stride-1 convolution that produces every
-          phase as channels (shorter sub-kernels padded with zero taps),
-          then depth-to-space.
+        * ``'subpixel'``: the value as ``'phase'``; the input gradient
+          through one stride-1 convolution that produces every phase as
+          channels (shorter sub-kernels padded with zero taps).
         * ``'matmul'``: the phases as matrix products over stacked shifted
           windows of the input.
         * ``'col2im'``: one matrix product of the input with every kernel

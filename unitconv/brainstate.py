@@ -40,9 +40,7 @@ except ImportError as error:  # pragma: no cover - exercised without brainstate
 import jax
 import jax.numpy as jnp
 
-from unitconv import _checks, _layer, _units
-from unitconv._functional import conv_general_dilated
-from unitconv._transposed import conv_transpose
+from unitconv import _checks, _functional, _layer, _units
 
 __all__ = ("Conv1d", "Conv2d", "Conv3d", "ConvTranspose1d", "ConvTranspose2d", "ConvTranspose3d")
 
@@ -132,28 +130,34 @@ class _UnitConv(_bst.nn.Module):
             # brainstate's convention: (*k, O, I // g), flipped; as a forward kernel (*k, I // g, O).
             spatial = tuple(range(self.num_spatial_dims))
             w = _units.map_mantissa(w, lambda m: jnp.swapaxes(jnp.flip(m, spatial), -1, -2))
-            return conv_transpose(
+            return _functional._transpose(
+                self._fn,
                 x,
                 w,
-                self.stride,
-                self.padding,
-                self.rhs_dilation,
-                self._dimension_numbers(),
+                strides=self.stride,
+                padding=self.padding,
+                rhs_dilation=self.rhs_dilation,
+                dimension_numbers=self._dimension_numbers(),
                 output_padding=self.output_padding,
                 output_shape=self.output_shape,
                 feature_group_count=self.groups,
                 out_unit=out_unit,
                 method=self.method,
             )
-        return conv_general_dilated(
+        return _functional._forward(
+            self._fn,
             x,
             w,
-            self.stride,
-            self.padding,
-            self.lhs_dilation,
-            self.rhs_dilation,
-            self._dimension_numbers(),
-            self.groups,
+            window_strides=self.stride,
+            padding=self.padding,
+            lhs_dilation=self.lhs_dilation,
+            rhs_dilation=self.rhs_dilation,
+            dimension_numbers=self._dimension_numbers(),
+            feature_group_count=self.groups,
+            batch_group_count=1,
+            precision=None,
+            preferred_element_type=None,
+            out_sharding=None,
             out_unit=out_unit,
             method=self.method,
         )

@@ -383,6 +383,10 @@ class Conv(_UnitConvBase):
         Accumulation dtype, passed to the convolution (not in flax's Conv).
     kernel_unit, in_unit, out_unit : saiunit.Unit, optional (keyword-only)
         As for `ConvTranspose`.
+    method : str, optional (keyword-only)
+        The algorithm of `unitconv.conv_general_dilated` (default
+        ``'auto'``: the fastest expected; ``'lax'`` or ``'xla'`` give
+        flax's/jax.lax's mantissa bitwise).
 
     Raises
     ------
@@ -422,6 +426,7 @@ class Conv(_UnitConvBase):
     kernel_unit: Unit | None = None
     in_unit: Unit | None = None
     out_unit: Unit | None = None
+    method: str = "auto"
 
     @compact
     def __call__(self, inputs: Any) -> Any:
@@ -449,7 +454,7 @@ class Conv(_UnitConvBase):
             msg = f"{fn}: `padding`='CAUSAL' needs a 1-D kernel, got kernel_size {a.kernel_size}."
             raise ValueError(msg)
         x, batch_shape, num_batch = self._flatten(fn, inputs, a.n)
-        if padding in _layer.PREPAD_MODES:
+        if padding in _layer.PREPADDED:
             x = _layer.prepad(x, padding, a.kernel_size, a.kernel_dilation)
             padding = "VALID"
         in_features, groups = x.shape[-1], a.feature_group_count
@@ -471,6 +476,6 @@ class Conv(_UnitConvBase):
             preferred_element_type=self.preferred_element_type,
             out_sharding=None,
             out_unit=self.out_unit,
-            method="auto",
+            method=self.method,
         )
         return self._finish(fn, y, bias, batch_shape, num_batch)

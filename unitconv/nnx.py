@@ -255,7 +255,7 @@ class Conv(_UnitConvBase):
         if x.shape[-1] != self.in_features:
             msg = f"{fn}: the input's feature size (={x.shape[-1]}) must equal `in_features` (={self.in_features})."
             raise ValueError(msg)
-        if padding in _layer.PREPAD_MODES:
+        if padding in _layer.PREPADDED:
             x = _layer.prepad(x, padding, self.kernel_size, kernel_dilation)
             padding = "VALID"
         kernel, bias = self._params(fn)

@@ -170,10 +170,15 @@ def _conv(fn: str, in1: Any, in2: Any, mode: str, method: str, *, axes: Any = No
     if correlate:  # correlate(a, b) = convolve(a, reversed conj(b))
         b = jnp.flip(jnp.conj(b) if np.issubdtype(b.dtype, np.complexfloating) else b, ax)
     mirror = correlate and two_d
+    # an axis along which in2 has one sample is a product there (its window is all of in1's axis)
+    ax = tuple(i for i in ax if b.shape[i] != 1)
     windows = tuple(spectral.window(mode, a.shape[i], b.shape[i], mirror=mirror) for i in ax)
     if method == "auto":
-        method = _auto.choose_signal(tuple(a.shape), tuple(b.shape), ax, windows, dtype)
-    blocks = tuple(_auto.oa_block(a.shape[i], b.shape[i]) for i in ax) if method == "oa" else ()
+        circular = boundary == "wrap" and mode == "same"
+        method = _auto.choose_signal(tuple(a.shape), tuple(b.shape), ax, windows, dtype, circular=circular)
+    blocks = ()
+    if method == "oa":
+        blocks = tuple(_auto.oa_block(a.shape[i], b.shape[i], n, dtype) for i, (_, n) in zip(ax, windows, strict=True))
     spec = spectral.Spec(
         shape1=tuple(a.shape), shape2=tuple(b.shape), axes=ax, mode=mode, boundary=boundary,
         method=method, blocks=blocks, extend=mode != "valid" and (boundary != "fill" or fill is not None),
@@ -200,7 +205,7 @@ def convolve(in1: Any, in2: Any, mode: str = "full", method: str = "auto", *, bo
         scipy's modes, plus 'causal': the first ``in1.shape[d]`` samples of
         'full' along each axis, ``y[t] = sum_{k>=0} in2[k] * in1[t - k]``.
     method : {'auto', 'direct', 'fft', 'oa'}
-        'auto' picks 'direct' or 'fft' by the static cost model of
+        'auto' picks 'direct', 'fft' or 'oa' by the static cost model of
         ``unitconv._auto`` (see [choose_conv_method][unitconv.signal.choose_conv_method]).
     boundary : {'fill', 'wrap', 'symm'}, keyword-only
         How ``in1`` is extended: zeros (scipy's behaviour), periodically (with
@@ -269,8 +274,8 @@ def fftconvolve(in1: Any, in2: Any, mode: str = "full", axes: Any = None, *, bou
                 dx: Any = None, out_unit: Any = None) -> Any:  # fmt: skip
     """Convolve by FFT along ``axes``, in units (scipy.signal.fftconvolve).
 
-    Real FFTs for real operands, 5-smooth transform lengths. Axes that are
-    not convolved broadcast (sizes equal or 1), as scipy does.
+    Real FFTs for real operands, of the shortest exact 11-smooth lengths.
+    Axes that are not convolved broadcast (sizes equal or 1), as scipy does.
 
     Parameters
     ----------
@@ -304,9 +309,11 @@ def oaconvolve(in1: Any, in2: Any, mode: str = "full", axes: Any = None, *, boun
                dx: Any = None, out_unit: Any = None) -> Any:  # fmt: skip
     """Convolve by overlap-add along ``axes``, in units (scipy.signal.oaconvolve).
 
-    Along each axis the block length minimises the FFT work per output
-    sample (see ``unitconv._auto.oa_block``); an axis where blocks would not
-    pay is transformed whole, as in [fftconvolve][unitconv.signal.fftconvolve].
+    Computed by overlap-save (the same result): along each axis the block
+    length minimises the modelled cost per output sample (see
+    ``unitconv._auto.oa_block``), all blocks go through one batched FFT call,
+    and an axis where blocks would not pay is transformed whole, as in
+    [fftconvolve][unitconv.signal.fftconvolve].
 
     Parameters
     ----------
@@ -399,9 +406,10 @@ def choose_conv_method(in1: Any, in2: Any, mode: str = "full", measure: bool = F
     """The method [convolve][unitconv.signal.convolve] uses with method='auto' (scipy.signal.choose_conv_method).
 
     Without ``measure`` the answer comes from the static cost model of
-    ``unitconv._auto.signal_costs`` (operation counts of 'direct' and 'fft';
-    never a timing). With ``measure=True`` both are timed (best of three,
-    after compiling) and ``(method, {'direct': s, 'fft': s})`` is returned.
+    ``unitconv._auto.signal_costs`` (modelled times of 'direct', 'fft' and
+    overlap-add 'oa', from the shapes and dtype; never a timing). With
+    ``measure=True`` the three are timed (best of three, after compiling) and
+    ``(method, {'direct': s, 'fft': s, 'oa': s})`` is returned.
 
     Parameters
     ----------
@@ -412,13 +420,16 @@ def choose_conv_method(in1: Any, in2: Any, mode: str = "full", measure: bool = F
     Returns
     -------
     str or (str, dict)
-        'direct' or 'fft' (and the times in seconds with ``measure``).
+        'direct', 'fft' or 'oa' (scipy's answers, and unitconv's overlap-add),
+        and the times in seconds with ``measure``.
 
     Examples
     --------
     >>> import jax.numpy as jnp
     >>> from unitconv import signal
     >>> signal.choose_conv_method(jnp.ones(100_000), jnp.ones(2_001))
+    'oa'
+    >>> signal.choose_conv_method(jnp.ones((512, 512)), jnp.ones((101, 101)))
     'fft'
     >>> signal.choose_conv_method(jnp.ones(100), jnp.ones(3))
     'direct'
@@ -430,13 +441,14 @@ def choose_conv_method(in1: Any, in2: Any, mode: str = "full", measure: bool = F
     if a.ndim != b.ndim:
         msg = f"{fn}: `in1` and `in2` must have the same rank, got shapes {tuple(a.shape)} and {tuple(b.shape)}."
         raise ValueError(msg)
-    ax = tuple(range(a.ndim))
-    _shapes(fn, tuple(a.shape), tuple(b.shape), ax, mode)
+    _shapes(fn, tuple(a.shape), tuple(b.shape), tuple(range(a.ndim)), mode)
     if not measure:
+        ax = tuple(i for i in range(a.ndim) if b.shape[i] != 1)  # as convolve: a product along those
         windows = tuple(spectral.window(mode, a.shape[i], b.shape[i]) for i in ax)
-        return _auto.choose_signal(tuple(a.shape), tuple(b.shape), ax, windows, np.result_type(a.dtype, b.dtype))
+        dtype = np.result_type(a.dtype, b.dtype, np.float32)
+        return _auto.choose_signal(tuple(a.shape), tuple(b.shape), ax, windows, dtype)
     times = {}
-    for method in ("direct", "fft"):
+    for method in ("direct", "fft", "oa"):
         jax.block_until_ready(convolve(a, b, mode, method))
         best = math.inf
         for _ in range(3):

@@ -3,13 +3,15 @@
 Each module lists its methods, which are registered with :mod:`unitconv._methods._registry`:
 :mod:`~unitconv._methods.xla` ('xla', 'lax') and
 :mod:`~unitconv._methods.polyphase` ('phase', 'subpixel', 'matmul',
-'col2im'). Adding a method is a new module here with a ``METHODS`` tuple of
+'col2im'), :mod:`~unitconv._methods.forward` ('patches', 'taps',
+'depthwise', 'fold') and :mod:`~unitconv._methods.spectral` ('fft', for the forward
+convolutions). Adding a method is a new module here with a ``METHODS`` tuple of
 :class:`Method` entries, plus one registration line below; the cost model that lets
 'auto' pick it lives in :mod:`unitconv._auto`.
 
-:func:`execute` runs a Plan on mantissas: for a transposed convolution it
-first wraps the lhs periodically ('CIRCULAR') and prepares the kernel
-(``transpose_kernel``, groups), unless the method takes the raw operands;
+:func:`execute` runs a Plan on mantissas: it first wraps the lhs
+periodically ('CIRCULAR') and, for a transposed convolution, prepares the
+kernel (``transpose_kernel``, groups), unless the method takes the raw operands;
 then it calls the method, through the derivative rule where the method asks
 for it.
 """
@@ -23,13 +25,15 @@ import numpy as np
 from jax import lax
 
 from unitconv import _derivative
-from unitconv._methods import polyphase, xla
+from unitconv._methods import forward, polyphase, spectral, xla
 from unitconv._methods._registry import OPS, Method, get, names, primal, register
 
 # The registrations, in the order `method=` lists them. A new method module adds its line here.
-for _module in (xla, polyphase):
+for _module in (xla, polyphase, forward):
     for _method in _module.METHODS:
         register(_method)
+for _method in spectral.LAX_METHODS:  # (spectral.METHODS is unitconv.signal's own table)
+    register(_method)
 
 __all__ = ("OPS", "Method", "execute", "get", "names", "prepare_kernel", "primal", "register", "wrap_periodic")
 
@@ -78,9 +82,9 @@ def execute(plan: Any, lhs: Any, rhs: Any) -> Any:
     method: Method = get(plan.method)
     if method.takes_raw(plan):
         return method.compute(plan, lhs, rhs)
+    if plan.circular:
+        lhs = wrap_periodic(plan, lhs)
     if plan.op == "transpose":
-        if plan.circular:
-            lhs = wrap_periodic(plan, lhs)
         rhs = prepare_kernel(plan, rhs)
     if plan.op in method.rule_ops:
         return _derivative.conv(plan, lhs, rhs)

@@ -20,6 +20,10 @@ def _never(plan: Any) -> bool:
     return False
 
 
+def _no_check(fn: str, plan: Any, dtypes: Any) -> None:
+    return None
+
+
 @dataclass(frozen=True)
 class Method:
     """One way of computing a convolution.
@@ -46,6 +50,12 @@ class Method:
     kernel_tangent : str
         The method whose computation is the kernel tangent of the rule (it
         must be written with matrix products, so that it transposes to them).
+    input_tangent : callable or None
+        ``compute``'s stand-in for the input tangent ``f(dx, w)`` of the rule
+        (``None``: ``compute`` itself). Its transpose is the input gradient,
+        which never sees the input's values, so it may multiply zero taps
+        against the input where ``compute`` must not (a NaN or an Inf there
+        would spread, see :mod:`unitconv._methods.polyphase`).
     applies : callable
         ``applies(plan, dtypes) -> bool``: whether the method can compute this
         plan; when it cannot, the call falls back to ``'xla'``.
@@ -53,6 +63,10 @@ class Method:
         ``takes_raw(plan) -> bool``: whether ``compute`` takes the operands as
         the user gave them (no wrapping, no kernel preparation), e.g. to call
         jax.lax's own function.
+    check : callable
+        ``check(fn, plan, dtypes)``: raises (naming ``fn``) when the method,
+        asked for by name, cannot compute this plan; run before anything is
+        computed. 'auto' never picks such a plan.
     """
 
     name: str
@@ -61,8 +75,10 @@ class Method:
     canonical: bool = True
     rule_ops: frozenset[str] = field(default_factory=frozenset)
     kernel_tangent: str = "matmul"
+    input_tangent: Callable[..., Any] | None = None
     applies: Callable[[Any, Any], bool] = _always
     takes_raw: Callable[[Any], bool] = _never
+    check: Callable[[str, Any, Any], None] = _no_check
 
 
 _REGISTRY: dict[str, Method] = {}
@@ -90,12 +106,16 @@ def names(op: str) -> tuple[str, ...]:
     return ("auto", *(m.name for m in _REGISTRY.values() if op in m.ops))
 
 
-def primal(plan: Any, lhs: Any, rhs: Any, name: str | None = None) -> Any:
-    """Method ``name`` (default: the plan's) on operands in the plan's layout; result in its output layout."""
+def primal(plan: Any, lhs: Any, rhs: Any, name: str | None = None, *, input_tangent: bool = False) -> Any:
+    """Method ``name`` (default: the plan's) on operands in the plan's layout; result in its output layout.
+
+    With ``input_tangent``, the method's :attr:`Method.input_tangent` computes it (when it has one).
+    """
     method = get(name or plan.method)
+    compute = (input_tangent and method.input_tangent) or method.compute
     if not method.canonical:
-        return method.compute(plan, lhs, rhs)
+        return compute(plan, lhs, rhs)
     dn = plan.dn
     lhs_c = _layout.permute(lhs, _layout.lhs_perm(dn))
     rhs_c = _layout.permute(rhs, _layout.rhs_perm(dn))
-    return _layout.permute(method.compute(plan, lhs_c, rhs_c), _layout.out_perm(dn))
+    return _layout.permute(compute(plan, lhs_c, rhs_c), _layout.out_perm(dn))

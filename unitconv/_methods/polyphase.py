@@ -10,14 +10,22 @@ product of the undilated input with a sub-kernel:
 ``'phase'``
     one stride-1 convolution per sub-kernel shape, the phases as channels.
 ``'subpixel'``
-    one stride-1 convolution with every phase as channels (shorter
-    sub-kernels padded with zero taps), then depth-to-space.
+    the value as ``'phase'``; the input gradient through one stride-1
+    convolution with every phase as channels (shorter sub-kernels padded
+    with zero taps), then depth-to-space.
 ``'matmul'``
     the phases as matrix products over stacked shifted windows ("patches")
     of the input; with kernel size <= stride, one matmul and a depth-to-space.
     It is also the kernel tangent of unitconv's derivative rule.
 ``'col2im'``
     one matrix product of the input with every kernel tap, then a shifted sum.
+
+NaN and Inf land exactly where jax.lax puts them (for a finite kernel):
+a value never multiplies a zero tap against the input, since ``0 * NaN`` is
+NaN and ``0 * Inf`` too. That is why the zero-padded sub-pixel convolution
+serves only as ``'subpixel'``'s input tangent (:attr:`Method.input_tangent`):
+the input gradient it transposes to reads the cotangent and the kernel,
+never the input.
 
 "Group" below is always a group of *phases* computed together
 (:class:`PhaseGroup`); feature groups are ``plan.feature_group_count``.
@@ -75,29 +83,35 @@ def phase_combos(dims: Sequence[Phases]) -> list[tuple[Phase, ...]]:
     return list(itertools.product(*(dm.active for dm in dims)))
 
 
-def _interleave(plan: Plan, parts: dict[tuple[int, ...], Any], like_shape: tuple[int, ...], dtype: Any) -> Any:
+def _interleave(plan: Plan, parts: dict[tuple[int, ...], Any]) -> Any:
     """Assemble phase outputs ``parts[r]`` of shape ``(N, *Q, O)`` into ``(N, *T, O)``.
 
-    Missing phases (no tap meets them) are zeros.
+    ``parts`` holds every combination of active phases. The phases that meet
+    no tap are zeros, and each run of them between two active phases is one
+    zero block: the number of operations grows with the taps, never with the
+    stride.
     """
     dims = plan.phases
     n = len(dims)
-    zero = None
 
     def build(prefix: tuple[int, ...]) -> Any:
-        nonlocal zero
         level = len(prefix)
         if level == n:
-            if prefix in parts:
-                return parts[prefix]
-            if zero is None:
-                zero = jnp.zeros(like_shape, dtype)
-            return zero
-        subs = [build((*prefix, r)) for r in range(dims[level].s)]
-        if len(subs) == 1:
-            return subs[0]
-        # stack the phase axis right after spatial axis `level`
-        return jnp.stack(subs, axis=2 + level)
+            return parts[prefix]
+        dm, axis = dims[level], 2 + level
+        if dm.s == 1:
+            return build((*prefix, 0))
+        pieces, nxt = [], 0
+        for p in dm.active:
+            sub = jnp.expand_dims(build((*prefix, p.r)), axis)
+            if p.r > nxt:
+                pieces.append(_zeros_like_phases(sub, axis, p.r - nxt))
+            pieces.append(sub)
+            nxt = p.r + 1
+        if nxt < dm.s:
+            pieces.append(_zeros_like_phases(pieces[-1], axis, dm.s - nxt))
+        # the phase axis sits right after spatial axis `level`
+        return pieces[0] if len(pieces) == 1 else jnp.concatenate(pieces, axis=axis)
 
     y = build(())
     # y: (N, Q0, s0?, Q1, s1?, ..., O) with the s axes present where s > 1
@@ -110,6 +124,13 @@ def _interleave(plan: Plan, parts: dict[tuple[int, ...], Any], like_shape: tuple
     if tuple(limits) != tuple(y.shape):
         y = lax.slice(y, [0] * len(limits), limits)
     return y
+
+
+def _zeros_like_phases(like: Any, axis: int, count: int) -> Any:
+    """Zeros shaped like ``like`` but with ``count`` entries along the phase axis ``axis``."""
+    shape = list(like.shape)
+    shape[axis] = count
+    return jnp.zeros(shape, like.dtype)
 
 
 @dataclass(frozen=True)
@@ -188,13 +209,13 @@ def _group_split(plan: Plan, z: Any, grp: PhaseGroup, o: int) -> dict[tuple[int,
     return parts
 
 
-def _group_patches(plan: Plan, xe: Any, grp: PhaseGroup) -> Any:
+def _patches(plan: Plan, xe: Any, taps: Sequence[int], extent: Sequence[int]) -> Any:
     """Shifted windows of ``xe`` stacked as ``(N, *extent, taps, C)`` (row-major taps)."""
     dims = plan.phases
     slices = []
-    for js in itertools.product(*(range(t) for t in grp.taps)):
+    for js in itertools.product(*(range(t) for t in taps)):
         lo = [0, *(j * dm.dstep for j, dm in zip(js, dims, strict=True)), 0]
-        hi = [xe.shape[0], *(a + e for a, e in zip(lo[1:-1], grp.extent, strict=True)), xe.shape[-1]]
+        hi = [xe.shape[0], *(a + e for a, e in zip(lo[1:-1], extent, strict=True)), xe.shape[-1]]
         slices.append(lax.slice(xe, lo, hi) if tuple(hi) != xe.shape or any(lo) else xe)
     if len(slices) == 1:
         return slices[0][..., None, :]
@@ -227,14 +248,6 @@ def _grouped_dot(plan: Plan, patches: Any, kern: Any) -> Any:
     return out.reshape((*out.shape[:-2], o))
 
 
-def _out_dtype(plan: Plan, x: Any) -> Any:
-    return x.dtype if plan.preferred_element_type is None else jnp.dtype(plan.preferred_element_type)
-
-
-def _phase_shape(plan: Plan, x: Any, o: int) -> tuple[int, ...]:
-    return (x.shape[0], *(dm.q for dm in plan.phases), o)
-
-
 def _group_conv(plan: Plan, x: Any, w: Any, grp: PhaseGroup) -> Any:
     n = len(plan.phases)
     return lax.conv_general_dilated(
@@ -250,10 +263,75 @@ def _group_conv(plan: Plan, x: Any, w: Any, grp: PhaseGroup) -> Any:
     )
 
 
-def _group_matmul(plan: Plan, x: Any, w: Any, grp: PhaseGroup) -> Any:
-    kern = _group_kernel(plan, w, grp)
-    kern = kern.reshape((math.prod(grp.taps), *kern.shape[-2:]))
-    return _grouped_dot(plan, _group_patches(plan, _group_input(plan, x, grp), grp), kern)
+def _patch_product(plan: Plan, x: Any, kern: Any, taps: Sequence[int], lo: Sequence[int], hi: Sequence[int]) -> Any:
+    """``(N, *(hi - lo), O')``: the outputs whose windows start at input offsets ``lo .. hi - 1``, times ``kern``.
+
+    ``kern`` is ``(prod(taps), C/G, O')``; one matrix product over the stacked windows.
+    """
+    sizes = [h - a for a, h in zip(lo, hi, strict=True)]
+    if 0 in sizes:
+        dtype = plan.preferred_element_type or jnp.result_type(x.dtype, kern.dtype)
+        return jnp.zeros((x.shape[0], *sizes, kern.shape[-1]), dtype)
+    xe = _window(x, lo, [e + (t - 1) * dm.dstep for e, t, dm in zip(sizes, taps, plan.phases, strict=True)])
+    return _grouped_dot(plan, _patches(plan, xe, taps, sizes), kern)
+
+
+def _phase_box(plan: Plan, x: Any, kern: Any, taps: Sequence[int], box: list[list[int]], core: Any, level: int) -> Any:
+    """One phase's outputs over the offset box ``box`` (``[lo, hi]`` per dimension), around a shared core.
+
+    ``core = (lo, hi, z)``: the products over the offsets every phase of the
+    group has, computed once for all of them. The rest of the box is peeled
+    off one dimension at a time into slabs, each one matrix product.
+    """
+    if core is None:
+        return _patch_product(plan, x, kern, taps, [b[0] for b in box], [b[1] for b in box])
+    core_lo, core_hi, z = core
+    if level == len(box):
+        return z
+    (a, b), ca, cb = box[level], core_lo[level], core_hi[level]
+    pieces = []
+    for lo_, hi_ in ((a, ca), (ca, cb), (cb, b)):
+        if hi_ <= lo_:
+            continue
+        sub = [list(d) for d in box]
+        sub[level] = [lo_, hi_]
+        if (lo_, hi_) == (ca, cb):
+            pieces.append(_phase_box(plan, x, kern, taps, sub, core, level + 1))
+        else:
+            pieces.append(_patch_product(plan, x, kern, taps, [d[0] for d in sub], [d[1] for d in sub]))
+    return pieces[0] if len(pieces) == 1 else jnp.concatenate(pieces, axis=1 + level)
+
+
+def _group_exact_matmul(plan: Plan, x: Any, w: Any, grp: PhaseGroup) -> dict[tuple[int, ...], Any]:
+    """A shape group's phases as matrix products over exactly their own outputs.
+
+    The offsets that every phase of the group reads (the core) are one
+    matrix product with all the group's sub-kernels; each phase's remaining
+    outputs (its offsets differ, or it has one output fewer) are thin slabs.
+    No output beyond a phase's own is computed, so the transpose, the kernel
+    gradient, never multiplies an input value by a zero cotangent (``0 * NaN``),
+    as jax.lax's never does.
+    """
+    dims = plan.phases
+    g, o, taps = plan.feature_group_count, w.shape[-1], grp.taps
+    boxes = [[[p.off, p.off + dm.rows(p)] for p, dm in zip(combo, dims, strict=True)] for combo in grp.combos]
+    core_lo = [max(b[i][0] for b in boxes) for i in range(len(dims))]
+    core_hi = [min(b[i][1] for b in boxes) for i in range(len(dims))]
+    z = None
+    if all(h > a for a, h in zip(core_lo, core_hi, strict=True)):
+        kall = _group_kernel(plan, w, grp)
+        z = _patch_product(plan, x, kall.reshape((math.prod(taps), *kall.shape[-2:])), taps, core_lo, core_hi)
+        z = z.reshape((*z.shape[:-1], g, len(grp.combos), o // g))
+    parts = {}
+    for i, (combo, box) in enumerate(zip(grp.combos, boxes, strict=True)):
+        kern = _sub_kernel(w, dims, combo).reshape((math.prod(taps), w.shape[-2], o))
+        core = None if z is None else (core_lo, core_hi, z[..., i, :].reshape((*z.shape[:-3], o)))
+        part = _phase_box(plan, x, kern, taps, box, core, 0)
+        widths = [(0, 0, 0), *((0, dm.q - (b - a), 0) for (a, b), dm in zip(box, dims, strict=True)), (0, 0, 0)]
+        if any(hi for _, hi, _ in widths):
+            part = lax.pad(part, jnp.zeros((), part.dtype), widths)
+        parts[tuple(p.r for p in combo)] = part
+    return parts
 
 
 def _by_groups(plan: Plan, x: Any, w: Any, *, single: bool, product: Any) -> Any:
@@ -261,7 +339,7 @@ def _by_groups(plan: Plan, x: Any, w: Any, *, single: bool, product: Any) -> Any
     parts: dict[tuple[int, ...], Any] = {}
     for grp in phase_groups(plan, single=single):
         parts.update(_group_split(plan, product(plan, x, w, grp), grp, o))
-    return _interleave(plan, parts, _phase_shape(plan, x, o), _out_dtype(plan, x))
+    return _interleave(plan, parts)
 
 
 def _by_phase_convs(plan: Plan, x: Any, w: Any) -> Any:
@@ -270,13 +348,24 @@ def _by_phase_convs(plan: Plan, x: Any, w: Any) -> Any:
 
 
 def _by_subpixel_conv(plan: Plan, x: Any, w: Any) -> Any:
-    """One stride-1 convolution producing every phase as channels (zero-padded taps)."""
+    """One stride-1 convolution producing every phase as channels (zero-padded taps).
+
+    Only an input tangent: where sub-kernels differ in size, a NaN or an Inf
+    read by a padded zero tap would spread to outputs that jax.lax leaves finite.
+    """
     return _by_groups(plan, x, w, single=True, product=_group_conv)
 
 
 def _by_patches(plan: Plan, x: Any, w: Any) -> Any:
-    """Stacked shifted windows times sub-kernels, one matmul per sub-kernel shape."""
-    return _by_groups(plan, x, w, single=False, product=_group_matmul)
+    """Stacked shifted windows times sub-kernels, per sub-kernel shape (:func:`_group_exact_matmul`).
+
+    As the kernel tangent of the rule, its transpose is the kernel gradient,
+    whose NaN and Inf are then where jax.lax's are.
+    """
+    parts: dict[tuple[int, ...], Any] = {}
+    for grp in phase_groups(plan, single=False):
+        parts.update(_group_exact_matmul(plan, x, w, grp))
+    return _interleave(plan, parts)
 
 
 def _by_col2im(plan: Plan, x: Any, w: Any) -> Any:
@@ -322,7 +411,7 @@ def _by_col2im(plan: Plan, x: Any, w: Any) -> Any:
             term = _window(zk, starts, [dm.q for dm in dims])
             acc = term if acc is None else acc + term
         parts[tuple(p.r for p in phases)] = acc
-    return _interleave(plan, parts, _phase_shape(plan, x, o), _out_dtype(plan, x))
+    return _interleave(plan, parts)
 
 
 def _applies(plan: Plan, dtypes: Any) -> bool:
@@ -338,11 +427,11 @@ _T = frozenset({"transpose"})
 
 #: The methods of this module, registered by ``unitconv._methods``.
 METHODS = tuple(
-    Method(name, _T, compute, rule_ops=_T, kernel_tangent=tangent, applies=_applies)
-    for name, compute, tangent in (
-        ("phase", _by_phase_convs, "matmul"),
-        ("subpixel", _by_subpixel_conv, "matmul"),
-        ("matmul", _by_patches, "matmul"),
-        ("col2im", _by_col2im, "col2im"),
+    Method(name, _T, compute, rule_ops=_T, kernel_tangent=tangent, input_tangent=input_tangent, applies=_applies)
+    for name, compute, tangent, input_tangent in (
+        ("phase", _by_phase_convs, "matmul", None),
+        ("subpixel", _by_phase_convs, "matmul", _by_subpixel_conv),
+        ("matmul", _by_patches, "matmul", None),
+        ("col2im", _by_col2im, "matmul", None),
     )
 )

@@ -16,7 +16,8 @@ convolution ``y[i] = sum_k b[k] * a[i - k]`` along each convolved axis:
 
 The methods: ``'direct'`` is jax.lax's convolution (one group per broadcast
 batch element when both operands have batch axes), ``'fft'`` a real
-(``rfftn``) or complex FFT of 5-smooth length, ``'oa'`` overlap-add along the
+(``rfftn``) or complex FFT of the shortest exact 11-smooth lengths
+(:func:`circular_length`), ``'oa'`` blocks (computed by overlap-save) along the
 axes whose block length :data:`Spec.blocks` gives (the other axes as
 ``'fft'``). The choices themselves are made in ``unitconv._auto`` ("[signal]").
 """
@@ -35,20 +36,33 @@ BOUNDARY_PAD = {"fill": "constant", "wrap": "wrap", "symm": "symmetric"}
 
 
 def next_fast_len(n: int) -> int:
-    """The smallest 5-smooth integer (2^a 3^b 5^c) that is at least ``n`` (a static int)."""
+    """The smallest 11-smooth integer (2^a 3^b 5^c 7^d 11^e) that is at least ``n`` (a static int).
+
+    XLA's CPU FFT (DUCC) has passes for the radices 2, 3, 4, 5, 7, 8 and 11
+    and ran every such length at the same speed per ``N log2 N`` within the
+    noise of this project's machine (docs/performance.md, "Signal"), so the
+    nearest 11-smooth length wastes the least work; a length with a larger
+    prime factor runs slower.
+    """
     if n <= 1:
         return 1
     best = 2 ** math.ceil(math.log2(n))
-    p5 = 1
-    while p5 < best:
-        p35 = p5
-        while p35 < best:
-            # the smallest power of two taking p35 to at least n
-            m = p35 * 2 ** max(0, math.ceil(math.log2(n / p35)))
-            best = min(best, m)
-            p35 *= 3
-        p5 *= 5
+    for p11 in _powers(11, best):
+        for p7 in _powers(7, best // p11):
+            for p5 in _powers(5, best // (p11 * p7)):
+                for p3 in _powers(3, best // (p11 * p7 * p5)):
+                    odd = p11 * p7 * p5 * p3
+                    # the smallest power of two taking `odd` to at least n
+                    best = min(best, odd * 2 ** max(0, math.ceil(math.log2(n / odd))))
     return best
+
+
+def _powers(p: int, limit: int) -> list[int]:
+    out, x = [], 1
+    while x <= limit:
+        out.append(x)
+        x *= p
+    return out
 
 
 def window(mode: str, s1: int, s2: int, *, mirror: bool = False) -> tuple[int, int]:
@@ -141,43 +155,76 @@ def _crop(y: jax.Array, axes: tuple[int, ...], wins: tuple[tuple[int, int], ...]
     return y[tuple(index)]
 
 
+def circular_length(s1: int, s2: int, start: int, length: int) -> int:
+    """The shortest fast FFT length whose circular convolution is exact on the window ``[start, start + length)``.
+
+    A circular convolution of length ``N`` adds ``y[i + N]`` and ``y[i - N]``
+    of the full convolution (length ``s1 + s2 - 1``) onto ``y[i]``; neither
+    reaches the window when ``N >= max(s1 + s2 - 1 - start, start + length)``.
+    'valid' therefore needs only ``max(s1, s2)`` points and 'same' about half
+    a kernel more, not the ``s1 + s2 - 1`` of the whole convolution.
+    """
+    return next_fast_len(max(s1 + s2 - 1 - start, start + length, s1, s2))
+
+
 def _fft(spec: Spec, a: jax.Array, b: jax.Array, wins: tuple[tuple[int, int], ...]) -> jax.Array:
-    """The window of the full convolution by one FFT of 5-smooth lengths along the axes."""
-    lengths = tuple(next_fast_len(a.shape[ax] + b.shape[ax] - 1) for ax in spec.axes)
+    """The window of the full convolution by one FFT along the axes, of the shortest exact fast lengths."""
+    lengths = tuple(
+        circular_length(a.shape[ax], b.shape[ax], start, length)
+        for ax, (start, length) in zip(spec.axes, wins, strict=True)
+    )
     return _crop(_transform(a, b, spec.axes, lengths), spec.axes, wins)
 
 
 def _overlap_add(spec: Spec, a: jax.Array, b: jax.Array, wins: tuple[tuple[int, int], ...]) -> jax.Array:
-    """The window of the full convolution by overlap-add along the axes with a block length."""
+    """The window of the full convolution in blocks along the axes with a block length (overlap-save).
+
+    Along such an axis, output block ``m`` (``L`` samples from ``start + m L``)
+    is the last ``L`` samples of the circular convolution of length
+    ``n = L + s2 - 1`` of ``b`` with the frame ``a[start + m L - s2 + 1 :][: n]``.
+    The frames are built in one pass (the signal cut into blocks of ``L``,
+    each followed by the head of the next) and transformed together, as a
+    batch, in one FFT call; the blocks of the result are contiguous, so no
+    overlap needs adding. Other axes are transformed whole, as in ``'fft'``.
+    """
     if math.prod(b.shape[ax] for ax in spec.axes) > math.prod(a.shape[ax] for ax in spec.axes):
-        a, b = b, a  # the longer operand is cut into blocks
-    axes, lengths, folds = list(spec.axes), [], []
-    for i, block in enumerate(spec.blocks):
+        a, b = b, a  # the longer operand is cut into blocks (the full convolution is the same)
+    zero = jnp.zeros((), a.dtype)
+    axes, lengths, folds, crops = list(spec.axes), [], [], []
+    blocks = spec.blocks or (None,) * len(axes)
+    for i, (block, (start, length)) in enumerate(zip(blocks, wins, strict=True)):
         ax = axes[i]
         s1, s2 = a.shape[ax], b.shape[ax]
-        if block is None or s1 <= block or block < s2 - 1:
-            lengths.append(next_fast_len(s1 + s2 - 1))
+        if block is None or block >= length or block < s2 - 1:
+            lengths.append(circular_length(s1, s2, start, length))
+            crops.append((ax, start, length))
             continue
-        count = -(-s1 // block)
-        pad = [(0, 0)] * a.ndim
-        pad[ax] = (0, count * block - s1)
-        a = jnp.pad(a, pad).reshape((*a.shape[:ax], count, block, *a.shape[ax + 1 :]))
+        count = -(-length // block)
+        lo = s2 - 1 - start  # a_pad[j] = a[j - (s2 - 1)], taken from `start` on (negative: a crop)
+        config = [(0, 0, 0)] * a.ndim
+        config[ax] = (lo, (count + 1) * block - s1 - lo, 0)
+        cut = lax.pad(a, zero, config).reshape((*a.shape[:ax], count + 1, block, *a.shape[ax + 1 :]))
+        a = jnp.concatenate(
+            [
+                lax.slice_in_dim(cut, 0, count, axis=ax),
+                lax.slice_in_dim(lax.slice_in_dim(cut, 1, count + 1, axis=ax), 0, s2 - 1, axis=ax + 1),
+            ],
+            axis=ax + 1,
+        )
         b = jnp.expand_dims(b, ax)
         axes = [x + (x >= ax) for x in axes]  # the block index is a new axis before `ax`
-        folds.append((axes[i], count, block, s2 - 1))
-        lengths.append(next_fast_len(block + s2 - 1))
+        crops = [(c + (c >= ax), st, ln) for c, st, ln in crops]
+        folds = [(f + (f >= ax), *rest) for f, *rest in folds]
+        folds.append((axes[i], count, block, s2 - 1, length))
+        lengths.append(block + s2 - 1)
     y = _transform(a, b, tuple(axes), tuple(lengths))
-    for ax, count, block, tail in reversed(folds):  # the last-inserted block axis first
-        y = lax.slice_in_dim(y, 0, block + tail, axis=ax)
-        head = lax.slice_in_dim(y, 0, block, axis=ax)
-        over = lax.slice_in_dim(y, block, block + tail, axis=ax)
-        pad = [(0, 0)] * y.ndim
-        pad[ax], pad[ax - 1] = (0, block - tail), (1, 0)
-        shifted = lax.slice_in_dim(jnp.pad(over, pad), 0, count, axis=ax - 1)
-        body = (head + shifted).reshape((*y.shape[: ax - 1], count * block, *y.shape[ax + 1 :]))
-        last = lax.index_in_dim(over, count - 1, axis=ax - 1, keepdims=False)
-        y = jnp.concatenate([body, last], axis=ax - 1)
-    return _crop(y, spec.axes, wins)
+    for ax, start, length in crops:
+        y = lax.slice_in_dim(y, start, start + length, axis=ax)
+    for ax, count, block, skip, length in reversed(folds):  # the last-inserted block axis first
+        y = lax.slice_in_dim(y, skip, skip + block, axis=ax)
+        y = y.reshape((*y.shape[: ax - 1], count * block, *y.shape[ax + 1 :]))
+        y = lax.slice_in_dim(y, 0, length, axis=ax - 1)
+    return y
 
 
 def _circular(spec: Spec, a: jax.Array, b: jax.Array) -> jax.Array:
@@ -217,3 +264,150 @@ def compute(spec: Spec, a: jax.Array, b: jax.Array, fill: jax.Array | None) -> j
 
 
 _jitted = jax.jit(_compute, static_argnums=0)
+
+
+# --- [sigfft] method='fft' of the lax-style forward convolutions --------------------------
+# The 'fft' Method of the registry (registered by unitconv._methods from LAX_METHODS; the
+# METHODS table above is unitconv.signal's). It computes the stride-1 cross-correlation of
+# jax.lax.conv_general_dilated, y[x] = sum_j lhs_padded[x + j * d] w[j], with every
+# rhs_dilation d, feature or batch groups and padding (explicit pairs, negative ones crop):
+#
+# * linear: the kernel is dilated (zeros between taps) and flipped, so the correlation is the
+#   window [k - 1, L) of the full linear convolution of the padded lhs (length L) with it; one
+#   FFT of fast (next_fast_len) length >= L per axis gives that window exactly (the circular wrap-around
+#   only lands on the first k - 1 samples);
+# * 'CIRCULAR' (flax's mode, stride 1): one FFT of exactly the period per axis, the dilated
+#   kernel folded onto the period and rotated by the low pad: no wrapped copy of the lhs.
+# Channels are contracted in the frequency domain (a batched matrix product per frequency).
+# JAX differentiates the computation (FFTs, pads, flips and products are linear), so gradients
+# are FFT convolutions too.
+
+from unitconv import _geometry, _layout  # noqa: E402
+from unitconv._methods._registry import Method  # noqa: E402
+
+
+def _fft_check(fn: str, plan: object, dtypes: object) -> None:
+    """method='fft' computes stride-1 convolutions of inexact operands; raise for anything else."""
+    for name, value in (("window_strides", plan.window_strides), ("lhs_dilation", plan.lhs_dilation)):
+        if any(v != 1 for v in value):
+            msg = (
+                f"{fn}: method='fft' needs `{name}` of 1 in every dimension, got {value}; "
+                "use method='lax' (or 'auto') for strided or input-dilated convolutions."
+            )
+            raise ValueError(msg)
+    for dtype in dtypes or ():
+        if not jnp.issubdtype(dtype, jnp.inexact):
+            msg = f"{fn}: method='fft' needs floating or complex operands, got dtype {jnp.dtype(dtype).name}."
+            raise TypeError(msg)
+
+
+def _fft_dtype(plan: object, dtype: object) -> tuple[object, object]:
+    """(dtype the transforms run in, dtype of the result): half precision runs in float32."""
+    out = jnp.dtype(plan.preferred_element_type or dtype)
+    work = out  # jax.lax accumulates in preferred_element_type
+    if work in (jnp.dtype(jnp.float16), jnp.dtype(jnp.bfloat16)):
+        work = jnp.dtype(jnp.float32)
+    return work, out
+
+
+def _dilate_kernel(rhs: jax.Array, dilation: tuple[int, ...]) -> jax.Array:
+    """``(*k, I, O)`` with ``d - 1`` zeros between the taps of each spatial axis."""
+    zero = jnp.zeros((), rhs.dtype)
+    return lax.pad(rhs, zero, [*((0, 0, d - 1) for d in dilation), (0, 0, 0), (0, 0, 0)])
+
+
+def _spectral_product(plan: object, lhs: jax.Array, rhs: jax.Array, lengths: tuple[int, ...]) -> jax.Array:
+    """The circular convolution of lengths ``lengths`` of ``(N, *s, C)`` with ``(*k, I, O)``, channels contracted."""
+    n = len(lengths)
+    lhs_axes, rhs_axes = tuple(range(1, n + 1)), tuple(range(n))
+    real = not (jnp.iscomplexobj(lhs) or jnp.iscomplexobj(rhs))
+    forward, inverse = (jnp.fft.rfftn, jnp.fft.irfftn) if real else (jnp.fft.fftn, jnp.fft.ifftn)
+    fl = forward(lhs, s=lengths, axes=lhs_axes)
+    fr = forward(rhs, s=lengths, axes=rhs_axes)
+    freq = fl.shape[1:-1]
+    batch, c = fl.shape[0], fl.shape[-1]
+    i, o = fr.shape[-2:]
+    hi = lax.Precision.HIGHEST
+    if plan.batch_group_count > 1:  # lhs batch (group-major) against output features (group-major)
+        b = plan.batch_group_count
+        fl = fl.reshape((b, batch // b, *freq, c))
+        fr = fr.reshape((*freq, i, b, o // b))
+        y = jnp.einsum("gn...c,...cgo->n...go", fl, fr, precision=hi).reshape((batch // b, *freq, o))
+    else:
+        g = plan.feature_group_count
+        fl = fl.reshape((batch, *freq, g, c // g))
+        fr = fr.reshape((*freq, i, g, o // g))
+        y = jnp.einsum("n...gc,...cgo->n...go", fl, fr, precision=hi).reshape((batch, *freq, o))
+    return inverse(y, s=lengths, axes=lhs_axes)
+
+
+def _empty(plan: object, out_spatial: tuple[int, ...], lhs: jax.Array, out: object) -> jax.Array | None:
+    """jax.lax's result where there is nothing to transform: zeros (an empty sum) or an empty array."""
+    batch = lhs.shape[0] // plan.batch_group_count
+    shape = (batch, *out_spatial, plan.conv_rhs[-1])
+    if 0 in shape or 0 in lhs.shape or 0 in plan.conv_rhs:
+        return jnp.zeros(shape, out)
+    return None
+
+
+def _fft_linear(plan: object, lhs: jax.Array, rhs: jax.Array) -> jax.Array:
+    """'fft' in the canonical layout: the padded lhs, the dilated flipped kernel, one FFT of fast length."""
+    n = plan.n
+    work, out = _fft_dtype(plan, lhs.dtype)
+    pads = plan.explicit_pads
+    sizes = tuple(m + lo + hi for m, (lo, hi) in zip(lhs.shape[1:-1], pads, strict=True))
+    eff_k = tuple(_geometry.dilate(k, d) for k, d in zip(rhs.shape[:n], plan.rhs_dilation, strict=True))
+    out_spatial = tuple(max(0, m - k + 1) for m, k in zip(sizes, eff_k, strict=True))
+    empty = _empty(plan, out_spatial, lhs, out)
+    if empty is not None:
+        return empty
+    lhs = lhs.astype(work)
+    lhs = lax.pad(lhs, jnp.zeros((), work), [(0, 0, 0), *((lo, hi, 0) for lo, hi in pads), (0, 0, 0)])
+    rhs = lax.rev(_dilate_kernel(rhs.astype(work), plan.rhs_dilation), tuple(range(n)))
+    y = _spectral_product(plan, lhs, rhs, tuple(next_fast_len(m) for m in sizes))
+    index = (slice(None), *(slice(k - 1, k - 1 + m) for k, m in zip(eff_k, out_spatial, strict=True)), slice(None))
+    return y[index].astype(out)
+
+
+def _fft_periodic(plan: object, lhs: jax.Array, rhs: jax.Array) -> jax.Array:
+    """'fft' of a 'CIRCULAR' plan, canonical layout: one FFT of exactly the period per axis.
+
+    With ``low`` flax's low pad, ``y[x] = sum_m lhs[(x - low + m) mod P] f[m]``
+    for the dilated kernel folded onto the period, ``f``; that is the circular
+    convolution of ``lhs`` with ``f`` flipped and rotated by ``1 + low``.
+    """
+    work, out = _fft_dtype(plan, lhs.dtype)
+    periods = lhs.shape[1:-1]
+    empty = _empty(plan, periods, lhs, out)
+    if empty is not None:
+        return empty
+    f = _dilate_kernel(rhs.astype(work), plan.rhs_dilation)
+    for ax, period in enumerate(periods):
+        size = f.shape[ax]
+        low, _ = _geometry.circular_pads(size)
+        folds = -(-size // period)
+        pad = [(0, 0)] * f.ndim
+        pad[ax] = (0, folds * period - size)
+        f = jnp.pad(f, pad)
+        f = f.reshape((*f.shape[:ax], folds, period, *f.shape[ax + 1 :])).sum(axis=ax)
+        f = jnp.roll(lax.rev(f, (ax,)), 1 + low, axis=ax)
+    y = _spectral_product(plan, lhs.astype(work), f, periods)
+    return y.astype(out)
+
+
+def _fft_forward(plan: object, lhs: jax.Array, rhs: jax.Array) -> jax.Array:
+    """Method 'fft': canonical operands, except a 'CIRCULAR' plan, which arrives raw (not wrapped)."""
+    if not plan.circular:
+        return _fft_linear(plan, lhs, rhs)
+    dn = plan.dn
+    lhs = _layout.permute(lhs, _layout.lhs_perm(dn))
+    rhs = _layout.permute(rhs, _layout.rhs_perm(dn))
+    return _layout.permute(_fft_periodic(plan, lhs, rhs), _layout.out_perm(dn))
+
+
+def _fft_raw(plan: object) -> bool:
+    return plan.circular
+
+
+#: The registry's methods defined here (unitconv._methods registers them).
+LAX_METHODS = (Method("fft", frozenset({"forward"}), _fft_forward, takes_raw=_fft_raw, check=_fft_check),)

@@ -162,7 +162,7 @@ def general(plan: Any, lhs: Any, rhs: Any) -> Any:
 
 
 def _takes_raw(plan: Any) -> bool:
-    return plan.op == "forward" or (plan.lax_padding is not None and xla_defect(plan) is None)
+    return (plan.op == "forward" and not plan.circular) or (plan.lax_padding is not None and xla_defect(plan) is None)
 
 
 def _jax_lax(plan: Any, lhs: Any, rhs: Any) -> Any:

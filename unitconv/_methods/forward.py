@@ -1,0 +1,218 @@
+"""Forward convolutions as matrix products: 'patches', 'taps', 'depthwise' and 'fold'.
+
+All three compute ``lax.conv_general_dilated`` (no ``lhs_dilation``, one
+batch group) on canonical arrays ``x (N, *spatial, C)`` and ``w (*kernel,
+C/G, O)``, after padding ``x`` once. Kernel tap ``k`` (a multi-index) meets
+the input window that starts at ``k * rhs_dilation`` and steps by the
+window stride, a strided slice of the padded input:
+
+``'patches'``
+    the windows of every tap stacked as ``(N, *out, taps, C)`` ("im2col"),
+    then one matrix product with the kernel as ``(taps * C/G, O)`` (one
+    batched product over feature groups). The contraction is long, so the
+    product runs near the machine's matmul rate even with few channels; the
+    price is a patch buffer ``taps`` times the output size.
+``'taps'``
+    the sum over taps of one matrix product each, ``window_k @ w[k]``: no
+    patch buffer, efficient once ``C/G`` alone is a long contraction.
+``'depthwise'``
+    one input channel per group (``C/G = 1``, e.g. ``feature_group_count =
+    C``): the sum over taps of elementwise multiply-adds, which XLA fuses
+    into one loop (its own grouped convolution on CPU runs one tiny
+    convolution per group).
+``'fold'``
+    the taps of the first spatial dimension as a sum of ``(n-1)``-D
+    jax.lax convolutions, with that dimension's output rows folded into the
+    batch: a 3-D convolution becomes ``k_D`` 2-D ones (XLA's 2-D CPU kernel
+    is far faster than its 3-D one).
+
+JAX differentiates these computations itself (no rule is needed): a slice
+transposes to a pad, a pad to a slice, and the products to products, so the
+kernel gradient is a matrix product of the windows with the output
+cotangent and the input gradient a sum of padded products. Methods that
+cannot compute a plan (``lhs_dilation``, batch groups, integer or mixed
+dtypes, empty operands, ``out_sharding``) fall back to ``'xla'``.
+"""
+
+from __future__ import annotations
+
+import itertools
+from typing import Any
+
+import jax.numpy as jnp
+from jax import lax
+
+from unitconv import _layout
+from unitconv._geometry import dilate
+from unitconv._methods._registry import Method
+
+Plan = Any  # a unitconv._plan.Plan (not imported: the plan module imports the methods)
+
+
+def explicit_pads(plan: Plan) -> tuple[tuple[int, int], ...]:
+    """The plan's pads as ``(low, high)`` pairs (a padding string resolved as jax.lax does)."""
+    if not isinstance(plan.pads, str):
+        return tuple(tuple(p) for p in plan.pads)
+    n = plan.n
+    eff_k = [dilate(k, d) for k, d in zip(plan.conv_rhs[:n], plan.rhs_dilation, strict=True)]
+    pairs = lax.padtype_to_pads(plan.conv_lhs[1 : 1 + n], eff_k, plan.window_strides, plan.pads.upper())
+    return tuple((int(lo), int(hi)) for lo, hi in pairs)
+
+
+def out_spatial(plan: Plan) -> tuple[int, ...]:
+    """Output spatial sizes in canonical order."""
+    n = plan.n
+    return tuple(plan.out_shape[plan.dn.out_spec[2 + i]] for i in range(n))
+
+
+def _padded(plan: Plan, x: Any) -> Any:
+    """``x`` padded (negative pads crop) to exactly what the windows read."""
+    widths = [(0, 0, 0)]
+    for i, (lo, _) in enumerate(explicit_pads(plan)):
+        k, d, s, q = plan.conv_rhs[i], plan.rhs_dilation[i], plan.window_strides[i], out_spatial(plan)[i]
+        need = (k - 1) * d + (q - 1) * s + 1  # the extent the windows span
+        widths.append((lo, need - lo - x.shape[1 + i], 0))
+    widths.append((0, 0, 0))
+    if all(w == (0, 0, 0) for w in widths):
+        return x
+    return lax.pad(x, jnp.zeros((), x.dtype), widths)
+
+
+def _tap(plan: Plan, xp: Any, js: tuple[int, ...]) -> Any:
+    """The window of tap ``js`` of the padded input: ``(N, *out, C)``."""
+    q = out_spatial(plan)
+    start = [0, *(j * d for j, d in zip(js, plan.rhs_dilation, strict=True)), 0]
+    ends = (a + (m - 1) * s + 1 for a, m, s in zip(start[1:-1], q, plan.window_strides, strict=True))
+    limit = [xp.shape[0], *ends, xp.shape[-1]]
+    strides = [1, *plan.window_strides, 1]
+    if tuple(limit) == xp.shape and not any(start) and all(s == 1 for s in strides):
+        return xp
+    return lax.slice(xp, start, limit, strides)
+
+
+def _taps(plan: Plan) -> list[tuple[int, ...]]:
+    return list(itertools.product(*(range(k) for k in plan.conv_rhs[: plan.n])))
+
+
+def _dot(plan: Plan, a: Any, b: Any, contract: int) -> Any:
+    """``a (..., [G,] K) x b (K, [G,] O/G) -> (..., O)`` over the last ``contract`` axes of ``a``."""
+    g = plan.feature_group_count
+    lead = a.ndim - contract
+    if g == 1:
+        dims = ((tuple(range(lead, a.ndim)), tuple(range(contract))), ((), ()))
+        return lax.dot_general(a, b, dims, precision=plan.precision, preferred_element_type=plan.preferred_element_type)
+    # a: (..., G, *contract) with the group axis before the contracted ones; b: (*contract, G, O/G)
+    dims = ((tuple(range(lead, a.ndim)), tuple(range(contract))), ((lead - 1,), (contract,)))
+    out = lax.dot_general(a, b, dims, precision=plan.precision, preferred_element_type=plan.preferred_element_type)
+    out = jnp.moveaxis(out, 0, -2)  # (..., G, O/G)
+    return out.reshape((*out.shape[:-2], out.shape[-2] * out.shape[-1]))
+
+
+def _by_patches(plan: Plan, x: Any, w: Any) -> Any:
+    """One matrix product of the stacked tap windows with the kernel."""
+    g = plan.feature_group_count
+    xp = _padded(plan, x)
+    windows = [_tap(plan, xp, js) for js in _taps(plan)]
+    taps = len(windows)
+    cg, o = w.shape[-2], w.shape[-1]
+    if g == 1:
+        p = windows[0][..., None, :] if taps == 1 else jnp.stack(windows, axis=-2)  # (N, *Q, T, C)
+        return _dot(plan, p, w.reshape((taps, cg, o)), 2)
+    ws = [v.reshape((*v.shape[:-1], g, cg)) for v in windows]
+    p = ws[0][..., None, :] if taps == 1 else jnp.stack(ws, axis=-2)  # (N, *Q, G, T, C/G)
+    return _dot(plan, p, w.reshape((taps, cg, g, o // g)), 2)
+
+
+def _by_taps(plan: Plan, x: Any, w: Any) -> Any:
+    """The sum over kernel taps of one matrix product each."""
+    g = plan.feature_group_count
+    xp = _padded(plan, x)
+    cg, o = w.shape[-2], w.shape[-1]
+    acc = None
+    for js in _taps(plan):
+        v = _tap(plan, xp, js)
+        wk = w[js]  # (C/G, O)
+        if g == 1:
+            term = _dot(plan, v, wk, 1)
+        else:
+            term = _dot(plan, v.reshape((*v.shape[:-1], g, cg)), wk.reshape((cg, g, o // g)), 1)
+        acc = term if acc is None else acc + term
+    return acc
+
+
+def _by_depthwise(plan: Plan, x: Any, w: Any) -> Any:
+    """One input channel per group: the sum over taps of elementwise multiply-adds."""
+    g = plan.feature_group_count
+    o = w.shape[-1]
+    m = o // g  # outputs per group (the channel multiplier)
+    xp = _padded(plan, x)
+    dtype = x.dtype if plan.preferred_element_type is None else plan.preferred_element_type
+    acc = None
+    for js in _taps(plan):
+        v = _tap(plan, xp, js).astype(dtype)
+        wk = w[js][0].astype(dtype)  # (O,) = (G * m,)
+        term = v * wk if m == 1 else (v[..., None] * wk.reshape((g, m))).reshape((*v.shape[:-1], o))
+        acc = term if acc is None else acc + term
+    return acc
+
+
+def _by_fold(plan: Plan, x: Any, w: Any) -> Any:
+    """The first spatial dimension's taps as a sum of ``(n-1)``-D jax.lax convolutions.
+
+    The output rows of that dimension are folded into the batch, so each tap
+    is one convolution of XLA's well-tuned lower-dimensional kernel.
+    """
+    n = plan.n
+    pads = explicit_pads(plan)
+    q0, s0, d0 = out_spatial(plan)[0], plan.window_strides[0], plan.rhs_dilation[0]
+    need = (plan.conv_rhs[0] - 1) * d0 + (q0 - 1) * s0 + 1
+    widths = [(0, 0, 0), (pads[0][0], need - pads[0][0] - x.shape[1], 0)] + [(0, 0, 0)] * n
+    xp = x if all(v == (0, 0, 0) for v in widths) else lax.pad(x, jnp.zeros((), x.dtype), widths)
+    acc = None
+    for j in range(plan.conv_rhs[0]):
+        v = lax.slice_in_dim(xp, j * d0, j * d0 + (q0 - 1) * s0 + 1, s0, axis=1)  # (N, Q0, *rest, C)
+        v = v.reshape((v.shape[0] * q0, *v.shape[2:]))
+        term = lax.conv_general_dilated(
+            v,
+            w[j],
+            plan.window_strides[1:],
+            pads[1:],
+            rhs_dilation=plan.rhs_dilation[1:],
+            dimension_numbers=_layout.channels_last(n + 1),
+            feature_group_count=plan.feature_group_count,
+            precision=plan.precision,
+            preferred_element_type=plan.preferred_element_type,
+        )
+        acc = term if acc is None else acc + term
+    return acc.reshape((x.shape[0], q0, *acc.shape[1:]))
+
+
+def _applies(plan: Plan, dtypes: Any) -> bool:
+    """Float dtypes, equal on both sides, no lhs dilation or batch groups, non-empty operands and output."""
+    if dtypes is None or dtypes[0] != dtypes[1] or not jnp.issubdtype(dtypes[0], jnp.inexact):
+        return False
+    if plan.batch_group_count != 1 or any(d != 1 for d in plan.lhs_dilation) or plan.out_sharding is not None:
+        return False
+    pet = plan.preferred_element_type
+    if pet is not None and jnp.dtype(pet) != jnp.dtype(dtypes[0]):
+        return False
+    return 0 not in plan.conv_lhs and 0 not in plan.conv_rhs and 0 not in out_spatial(plan)
+
+
+def _depthwise_applies(plan: Plan, dtypes: Any) -> bool:
+    return _applies(plan, dtypes) and plan.conv_rhs[-2] == 1
+
+
+def _fold_applies(plan: Plan, dtypes: Any) -> bool:
+    return _applies(plan, dtypes) and plan.n >= 2
+
+
+_F = frozenset({"forward"})
+
+#: The methods of this module, registered by ``unitconv._methods``.
+METHODS = (
+    Method("patches", _F, _by_patches, applies=_applies),
+    Method("taps", _F, _by_taps, applies=_applies),
+    Method("depthwise", _F, _by_depthwise, applies=_depthwise_applies),
+    Method("fold", _F, _by_fold, applies=_fold_applies),
+)

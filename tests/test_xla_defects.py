@@ -97,7 +97,7 @@ def _forward_call(name, method, strides, pads, lhs_dilation, rhs_dilation):
 
 
 FORWARD_CASES = [
-    *[("conv_general_dilated", pads, strides) for pads in MIXED_PADS for strides in ((1, 1), (2, 1))],
+    *[("conv_general_dilated", pads, ((1, 1), (2, 1))[i % 2]) for i, pads in enumerate(MIXED_PADS)],
     ("conv_with_general_padding", MIXED_PADS[0], (1, 2)),
     ("conv", MIXED_PADS[1], (1, 1)),
 ]

@@ -1,6 +1,8 @@
 """Every argument canonicaliser: int sequences, padding in all its forms, groups, output size, method.
 
-Operands, dtypes and precision are checked in ``_operands``.
+Operands, dtypes and precision are checked in ``_operands``. The memory
+check (:func:`check_fits`, against :func:`memory_limit`) rejects an output
+or intermediate that cannot fit, when a call is planned.
 
 Every public function runs its arguments through the helpers here *before*
 anything is traced or computed, so that a mistake surfaces as a clear Python

@@ -353,3 +353,33 @@ def test_auto_result_for_a_large_kernel_is_close_to_lax():
     got = unitconv.conv_general_dilated(x * u.mV, w * u.nS, (1,), "SAME")
     assert got.unit == u.pA
     close(got.mantissa, _lax(x, w, "SAME", None, None, 1, 1))
+
+
+def test_fft_with_out_sharding_falls_back_to_xla():
+    from jax.sharding import PartitionSpec
+
+    planned = _plan.forward(
+        fn="conv_general_dilated",
+        lhs_shape=(1, 1, 4000),
+        rhs_shape=(1, 1, 301),
+        window_strides=(1,),
+        padding="SAME",
+        out_sharding=PartitionSpec(),
+        dtypes=(jnp.float32, jnp.float32),
+        method="fft",
+    )
+    assert planned.method == "xla"
+    assert _planned((1, 1, 4000), (1, 1, 301), (1,), "SAME") == "fft"
+    assert _planned((1, 1, 4000), (1, 1, 301), (1,), "SAME", out_sharding=PartitionSpec()) != "fft"
+
+
+def test_fft_nan_spreads_over_its_batch_element_only():
+    """The documented difference from jax.lax: a NaN reaches every output of its batch element under 'fft'."""
+    x = np.ones((2, 1, 32), np.float32)
+    x[0, 0, 3] = np.nan
+    w = jnp.ones((1, 1, 5))
+    lax_y = np.asarray(unitconv.conv_general_dilated(jnp.asarray(x), w, (1,), "SAME", method="lax"))
+    fft_y = np.asarray(unitconv.conv_general_dilated(jnp.asarray(x), w, (1,), "SAME", method="fft"))
+    assert np.isnan(lax_y[0, 0]).sum() == 5
+    assert np.isnan(fft_y[0, 0]).all()
+    np.testing.assert_allclose(fft_y[1], lax_y[1], atol=1e-5 * 5)

@@ -260,3 +260,36 @@ def test_kernel_gradient_with_nonfinite_input_equals_lax(strides, ksize, padding
     for method in METHODS:
         got = per_example(lambda a, b, m=method: unitconv.conv_transpose(a, b, strides, padding, method=m))
         assert_same_nonfinite(got, want, method)
+
+
+# --- forward convolutions -----------------------------------------------------------------------
+
+FORWARD_CASES = [
+    # (lhs spatial, channels, kernel spatial, out features, groups, strides, padding, rhs_dilation)
+    ((7, 7), 4, (3, 3), 4, 2, (1, 1), "SAME", (1, 1)),
+    ((7, 7), 4, (3, 3), 4, 4, (1, 1), "SAME", (1, 1)),  # depthwise
+    ((7, 7), 4, (1, 1), 6, 1, (1, 1), "VALID", (1, 1)),  # 1x1
+    ((7, 7), 4, (3, 3), 6, 2, (2, 1), [(2, 1), (0, 2)], (1, 2)),
+    ((4, 5, 5), 2, (3, 3, 3), 4, 1, (1, 1, 1), "SAME", (1, 1, 1)),  # 3-D ('fold')
+    ((9,), 3, (4,), 3, 1, (2,), "VALID", (2,)),
+]
+
+
+@pytest.mark.parametrize(("spatial", "c", "ksize", "o", "groups", "strides", "padding", "dil"), FORWARD_CASES)
+def test_forward_methods_put_nonfinite_where_jax_lax_does(spatial, c, ksize, o, groups, strides, padding, dil):
+    """Every forward method except 'fft' (documented: an FFT spreads them) matches jax.lax's NaN/Inf."""
+    rng = np.random.default_rng(5)
+    n = len(spatial)
+    x = jnp.asarray(poisoned(rng, spatial, c))
+    w = randn(rng, (*ksize, c // groups, o))
+    dn = lax.conv_dimension_numbers(x.shape, w.shape, ("N" + "HWD"[:n] + "C", "HWD"[:n] + "IO", "N" + "HWD"[:n] + "C"))
+    kw = {"rhs_dilation": dil, "dimension_numbers": dn, "feature_group_count": groups}
+    want = lax.conv_general_dilated(x, w, strides, padding, **kw)
+    assert not np.isfinite(want).all()
+    assert np.isfinite(want).any()
+    for method in _methods.names("forward"):
+        if method == "fft":
+            continue
+        got = unitconv.conv_general_dilated(x * u.mV, w * u.nS, strides, padding, **kw, method=method)
+        assert got.unit == u.mV * u.nS
+        assert_same_nonfinite(got.mantissa, want, method)

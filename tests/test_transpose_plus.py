@@ -529,7 +529,7 @@ def test_padding_page_examples_run():
 
     text = (Path(__file__).resolve().parent.parent / "docs" / "padding.md").read_text(encoding="utf-8")
     blocks = re.findall(r"^```pycon\n(.*?)^```$", text, re.S | re.M)
-    assert len(blocks) == 3
+    assert len(blocks) == text.count("```pycon") >= 4  # every session on the page is found and run
     parser, runner = doctest.DocTestParser(), doctest.DocTestRunner(optionflags=doctest.ELLIPSIS)
     namespace: dict = {}
     for i, block in enumerate(blocks):

@@ -58,7 +58,7 @@ def grads(f, lhs, rhs, seed=7):
 # --- item 2: negative pads ------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("method", FORWARD_METHODS)
+@pytest.mark.parametrize("method", unitconv._functional.FORWARD_METHODS)
 def test_issue_reproducer_conv_general_dilated(method):
     x, w = randn(0, (1, 1, 5, 5)), randn(1, (1, 1, 3, 3))
     pads = [(-1, 1), (0, 0)]

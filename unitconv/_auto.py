@@ -415,7 +415,7 @@ def _fft_pays(plan: Any, dtype: Any, backend: str) -> bool:
     """Whether 'auto' picks 'fft' for a forward convolution: CPU, one device, stride 1, and the margin."""
     if backend != "cpu" or len(jax.devices(backend)) > 1:
         return False
-    if any(v != 1 for v in (*plan.window_strides, *plan.lhs_dilation)):
+    if any(v != 1 for v in (*plan.window_strides, *plan.lhs_dilation)) or plan.out_sharding is not None:
         return False
     kinds = (jnp.float32, jnp.float64, jnp.complex64, jnp.complex128)
     if jnp.dtype(dtype) not in tuple(jnp.dtype(k) for k in kinds) or 0 in plan.lhs_shape or 0 in plan.rhs_shape:

@@ -144,7 +144,10 @@ def conv_general_dilated(
     -----
     Zero-size operands are valid and give exactly jax.lax's result: an empty
     array, or zeros where a sum over an empty axis is taken. NaN and Inf
-    propagate as in jax.lax; they never raise.
+    propagate as in jax.lax; they never raise. Under ``method='fft'`` (also
+    when ``'auto'`` picks it) a NaN or Inf spreads over the whole FFT it
+    enters, as in scipy.signal.fftconvolve: every output of that batch
+    element (or, in the kernel, every output).
 
     Examples
     --------

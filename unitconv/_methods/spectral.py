@@ -282,11 +282,13 @@ _jitted = jax.jit(_compute, static_argnums=0)
 # JAX differentiates the computation (FFTs, pads, flips and products are linear), so gradients
 # are FFT convolutions too.
 
+from typing import Any  # noqa: E402
+
 from unitconv import _geometry, _layout  # noqa: E402
 from unitconv._methods._registry import Method  # noqa: E402
 
 
-def _fft_check(fn: str, plan: object, dtypes: object) -> None:
+def _fft_check(fn: str, plan: Any, dtypes: Any) -> None:
     """method='fft' computes stride-1 convolutions of inexact operands; raise for anything else."""
     for name, value in (("window_strides", plan.window_strides), ("lhs_dilation", plan.lhs_dilation)):
         if any(v != 1 for v in value):
@@ -301,7 +303,7 @@ def _fft_check(fn: str, plan: object, dtypes: object) -> None:
             raise TypeError(msg)
 
 
-def _fft_dtype(plan: object, dtype: object) -> tuple[object, object]:
+def _fft_dtype(plan: Any, dtype: Any) -> tuple[Any, Any]:
     """(dtype the transforms run in, dtype of the result): half precision runs in float32."""
     out = jnp.dtype(plan.preferred_element_type or dtype)
     work = out  # jax.lax accumulates in preferred_element_type
@@ -316,7 +318,7 @@ def _dilate_kernel(rhs: jax.Array, dilation: tuple[int, ...]) -> jax.Array:
     return lax.pad(rhs, zero, [*((0, 0, d - 1) for d in dilation), (0, 0, 0), (0, 0, 0)])
 
 
-def _spectral_product(plan: object, lhs: jax.Array, rhs: jax.Array, lengths: tuple[int, ...]) -> jax.Array:
+def _spectral_product(plan: Any, lhs: jax.Array, rhs: jax.Array, lengths: tuple[int, ...]) -> jax.Array:
     """The circular convolution of lengths ``lengths`` of ``(N, *s, C)`` with ``(*k, I, O)``, channels contracted."""
     n = len(lengths)
     lhs_axes, rhs_axes = tuple(range(1, n + 1)), tuple(range(n))
@@ -341,7 +343,7 @@ def _spectral_product(plan: object, lhs: jax.Array, rhs: jax.Array, lengths: tup
     return inverse(y, s=lengths, axes=lhs_axes)
 
 
-def _empty(plan: object, out_spatial: tuple[int, ...], lhs: jax.Array, out: object) -> jax.Array | None:
+def _empty(plan: Any, out_spatial: tuple[int, ...], lhs: jax.Array, out: Any) -> jax.Array | None:
     """jax.lax's result where there is nothing to transform: zeros (an empty sum) or an empty array."""
     batch = lhs.shape[0] // plan.batch_group_count
     shape = (batch, *out_spatial, plan.conv_rhs[-1])
@@ -350,7 +352,7 @@ def _empty(plan: object, out_spatial: tuple[int, ...], lhs: jax.Array, out: obje
     return None
 
 
-def _fft_linear(plan: object, lhs: jax.Array, rhs: jax.Array) -> jax.Array:
+def _fft_linear(plan: Any, lhs: jax.Array, rhs: jax.Array) -> jax.Array:
     """'fft' in the canonical layout: the padded lhs, the dilated flipped kernel, one FFT of fast length."""
     n = plan.n
     work, out = _fft_dtype(plan, lhs.dtype)
@@ -369,7 +371,7 @@ def _fft_linear(plan: object, lhs: jax.Array, rhs: jax.Array) -> jax.Array:
     return y[index].astype(out)
 
 
-def _fft_periodic(plan: object, lhs: jax.Array, rhs: jax.Array) -> jax.Array:
+def _fft_periodic(plan: Any, lhs: jax.Array, rhs: jax.Array) -> jax.Array:
     """'fft' of a 'CIRCULAR' plan, canonical layout: one FFT of exactly the period per axis.
 
     With ``low`` flax's low pad, ``y[x] = sum_m lhs[(x - low + m) mod P] f[m]``
@@ -395,7 +397,7 @@ def _fft_periodic(plan: object, lhs: jax.Array, rhs: jax.Array) -> jax.Array:
     return y.astype(out)
 
 
-def _fft_forward(plan: object, lhs: jax.Array, rhs: jax.Array) -> jax.Array:
+def _fft_forward(plan: Any, lhs: jax.Array, rhs: jax.Array) -> jax.Array:
     """Method 'fft': canonical operands, except a 'CIRCULAR' plan, which arrives raw (not wrapped)."""
     if not plan.circular:
         return _fft_linear(plan, lhs, rhs)
@@ -405,9 +407,16 @@ def _fft_forward(plan: object, lhs: jax.Array, rhs: jax.Array) -> jax.Array:
     return _layout.permute(_fft_periodic(plan, lhs, rhs), _layout.out_perm(dn))
 
 
-def _fft_raw(plan: object) -> bool:
+def _fft_raw(plan: Any) -> bool:
     return plan.circular
 
 
+def _fft_applies(plan: Any, dtypes: Any) -> bool:
+    """An ``out_sharding`` is jax.lax's to honour: such calls fall back to 'xla'."""
+    return plan.out_sharding is None
+
+
 #: The registry's methods defined here (unitconv._methods registers them).
-LAX_METHODS = (Method("fft", frozenset({"forward"}), _fft_forward, takes_raw=_fft_raw, check=_fft_check),)
+LAX_METHODS = (
+    Method("fft", frozenset({"forward"}), _fft_forward, takes_raw=_fft_raw, check=_fft_check, applies=_fft_applies),
+)

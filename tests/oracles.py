@@ -170,3 +170,49 @@ def flax_conv_transpose(x, w, *, strides, padding, kernel_dilation=None, transpo
         transpose_kernel=transpose_kernel,
     )
     return layer.apply({"params": {"kernel": w}}, x)
+
+
+def padded_valid_reference(lhs, rhs, window_strides, pads, lhs_dilation, rhs_dilation, dn, groups=1):
+    """The convolution as its definition: dilate and pad (or crop) lhs, then a 'VALID' convolution.
+
+    Dilation writes lhs into a zero array every ``d``-th element, positive pads
+    are ``jnp.pad``, negative pads are slices, all in the canonical layout
+    ``(N, *spatial, C)`` / ``(*spatial, I, O)``; then one 'VALID', undilated
+    jax.lax convolution at HIGHEST precision, whose window has no padding and
+    no base dilation (so it meets neither XLA:CPU defect that
+    tests/test_xla_defects.py covers). Differentiable, for gradient oracles.
+    """
+    spec = lax.conv_dimension_numbers(lhs.shape, rhs.shape, dn)
+    n = len(pads)
+    x = jnp.transpose(lhs, spec.lhs_spec)  # (N, C, *spatial)
+    x = jnp.moveaxis(x, 1, -1)  # (N, *spatial, C)
+    w = jnp.transpose(rhs, spec.rhs_spec)  # (O, I, *spatial)
+    w = jnp.moveaxis(jnp.moveaxis(w, 0, -1), 0, -2)  # (*spatial, I, O)
+    for i, ((lo, hi), d) in enumerate(zip(pads, lhs_dilation, strict=True)):
+        axis = 1 + i
+        size = x.shape[axis]
+        if d > 1 and size > 0:
+            shape = list(x.shape)
+            shape[axis] = d * (size - 1) + 1
+            index = [slice(None)] * x.ndim
+            index[axis] = slice(None, None, d)
+            x = jnp.zeros(shape, x.dtype).at[tuple(index)].set(x)
+        widths = [(0, 0)] * x.ndim
+        widths[axis] = (max(lo, 0), max(hi, 0))
+        x = jnp.pad(x, widths)
+        index = [slice(None)] * x.ndim
+        index[axis] = slice(max(-lo, 0), x.shape[axis] - max(-hi, 0))
+        x = x[tuple(index)]
+    canonical = ("N" + "ABDEFGHJKL"[:n] + "C", "ABDEFGHJKL"[:n] + "IO", "N" + "ABDEFGHJKL"[:n] + "C")
+    y = lax.conv_general_dilated(
+        x,
+        w,
+        window_strides,
+        [(0, 0)] * n,
+        rhs_dilation=rhs_dilation,
+        dimension_numbers=canonical,
+        feature_group_count=groups,
+        precision=lax.Precision.HIGHEST,
+    )
+    out = jnp.moveaxis(y, -1, 1)  # (N, C, *spatial)
+    return jnp.transpose(out, tuple(int(i) for i in np.argsort(spec.out_spec)))

@@ -1688,3 +1688,81 @@ def test_sigfft_bad_call_fails_up_front(row: Row) -> None:
     message = str(err)
     assert message.split(":")[0] in ("conv_general_dilated", "conv", "conv_with_general_padding", "conv_transpose")
     assert row.fragment in message, message
+
+
+# --- [pads] outputs and intermediates that cannot fit: rejected at planning (issue 12, item 5) ----
+# The limit is the device's memory where jax reports it, else the machine's RAM; these need
+# terabytes, more than either. Each must raise at once, before anything is computed.
+
+PADS_ROWS = [
+    Row(
+        "pads-ct-stride-1e6",
+        lambda: conv_transpose(arr(1, 8, 8, 1), arr(3, 3, 1, 1), (10**6, 10**6), "SAME"),
+        ValueError,
+        "conv_transpose: the output would have shape (1, 8000000, 8000000, 1), 256000000000000 bytes of float32",
+    ),
+    Row(
+        "pads-cgd-padding-1e5",
+        lambda: conv_general_dilated(arr(1, 8, 5, 5), arr(8, 8, 3, 3), (1, 1), [(100000, 100000)] * 2),
+        ValueError,
+        "conv_general_dilated: the output would have shape (1, 8, 200003, 200003), 1280038400288 bytes",
+    ),
+    Row(
+        "pads-cgd-lhs-dilation-1e6",
+        lambda: conv_general_dilated(arr(1, 1, 5, 5), arr(1, 1, 3, 3), (1, 1), [(0, 0)] * 2, (10**6,) * 2),
+        ValueError,
+        "conv_general_dilated: the output would have shape (1, 1, 3999999, 3999999), 63999968000004 bytes",
+    ),
+    Row(
+        "pads-cwgp-dilated-input",
+        lambda: conv_with_general_padding(
+            arr(1, 1, 5, 5), arr(1, 1, 3, 3), (10**6,) * 2, [(0, 0)] * 2, (10**6,) * 2, None
+        ),
+        ValueError,
+        "conv_with_general_padding: the dilated and padded input would have shape (1, 4000001, 4000001, 1), "
+        "64000032000004 bytes",
+    ),
+    Row(
+        "pads-ct-xla-padding",
+        lambda: conv_transpose(arr(2, 4, 4, 3), arr(3, 3, 3, 2), (1, 1), [(300000, 300000)] * 2, method="xla"),
+        ValueError,
+        "conv_transpose: the output would have shape (2, 600002, 600002, 2)",
+    ),
+]
+
+
+@pytest.mark.parametrize("row", PADS_ROWS, ids=lambda r: r.id)
+@pytest.mark.usefixtures("tripwire")
+def test_pads_too_large_fails_up_front(row: Row) -> None:
+    with pytest.raises(ValueError, match=re.escape(row.fragment)) as info:
+        row.call()
+    assert "bytes of" in str(info.value)
+    assert "nothing was computed" in str(info.value)
+
+
+@pytest.mark.usefixtures("tripwire")
+def test_pads_phase_buffer_is_checked_against_the_limit(monkeypatch: pytest.MonkeyPatch) -> None:
+    # With a 10000-byte limit, the (1, 16, 16, 1) float32 output (1024 bytes) and the input fit,
+    # but the stacked patches of 'matmul''s 2 x 2-tap phases, 4 taps x 16 channels, do not.
+    from unitconv import _checks
+
+    monkeypatch.setattr(_checks, "memory_limit", lambda: (10000, "a test limit"))
+    with pytest.raises(ValueError, match=re.escape("a phase group's stacked patches would have shape")) as info:
+        conv_transpose(arr(1, 8, 8, 16), arr(3, 3, 16, 1), (2, 2), "SAME", method="matmul")
+    assert "4, 16), 16384 bytes of float32, more than the 10000 bytes of a test limit" in str(info.value)
+    monkeypatch.setattr(_checks, "memory_limit", lambda: (1000, "a test limit"))
+    with pytest.raises(ValueError, match=re.escape("the output would have shape (1, 16, 16, 1), 1024 bytes")):
+        conv_transpose(arr(1, 8, 8, 1), arr(5, 3, 1, 1), (2, 2), "SAME", method="phase")
+
+
+def test_pads_memory_limit_is_the_device_memory_or_the_ram() -> None:
+    import os
+
+    from unitconv import _checks
+
+    limit, where = _checks.memory_limit()
+    stats = jax.local_devices()[0].memory_stats()
+    if stats and stats.get("bytes_limit"):
+        assert limit == stats["bytes_limit"]
+    else:
+        assert (limit, where) == (os.sysconf("SC_PHYS_PAGES") * os.sysconf("SC_PAGE_SIZE"), "the machine's RAM")

@@ -1,6 +1,8 @@
 """Every argument canonicaliser: int sequences, padding in all its forms, groups, output size, method.
 
-Operands, dtypes and precision are checked in ``_operands``.
+Operands, dtypes and precision are checked in ``_operands``. The memory
+check (:func:`check_fits`, against :func:`memory_limit`) rejects an output
+or intermediate that cannot fit, when a call is planned.
 
 Every public function runs its arguments through the helpers here *before*
 anything is traced or computed, so that a mistake surfaces as a clear Python
@@ -18,7 +20,10 @@ wrong value.
 
 from __future__ import annotations
 
+import functools
+import math
 import operator
+import os
 from collections.abc import Sequence
 from typing import Any
 
@@ -506,3 +511,38 @@ def choice(fn: str, name: str, value: Any, allowed: Sequence[str]) -> str:
 def method(fn: str, value: Any, allowed: Sequence[str]) -> str:
     """``method``: one of ``allowed`` (exact case)."""
     return choice(fn, "method", value, allowed)
+
+
+# --- memory: what one array may take -----------------------------------------------------
+
+
+@functools.cache
+def memory_limit() -> tuple[int, str]:
+    """``(bytes, where)``: the most bytes one array may take, and where that limit comes from.
+
+    The memory of jax's default device where jax reports it
+    (``memory_stats()['bytes_limit']``, e.g. on a GPU), otherwise the
+    machine's RAM (``SC_PHYS_PAGES * SC_PAGE_SIZE``). Read once per process.
+    """
+    device = jax.local_devices()[0]
+    try:
+        stats = device.memory_stats()
+    except (NotImplementedError, RuntimeError):  # pragma: no cover - backends without memory statistics
+        stats = None
+    if stats and stats.get("bytes_limit"):
+        return int(stats["bytes_limit"]), f"the memory of device {device} (jax's bytes_limit)"
+    return os.sysconf("SC_PHYS_PAGES") * os.sysconf("SC_PAGE_SIZE"), "the machine's RAM"
+
+
+def check_fits(fn: str, what: str, shape: Sequence[int], dtype: Any) -> None:
+    """Reject an array (an output or an intermediate) larger than :func:`memory_limit`, before computing."""
+    shape = tuple(int(v) for v in shape)
+    dtype = np.dtype(dtype)
+    size = math.prod(shape) * dtype.itemsize
+    limit, where = memory_limit()
+    if size > limit:
+        msg = (
+            f"{fn}: {what} would have shape {shape}, {size} bytes of {dtype}, more than the {limit} bytes "
+            f"of {where}; nothing was computed. Reduce the sizes, strides, dilations or padding."
+        )
+        raise ValueError(msg)

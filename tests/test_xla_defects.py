@@ -30,6 +30,7 @@ import saiunit as u
 from jax import lax
 
 import unitconv
+from tests.marks import slow_values_except
 from tests.oracles import assert_close, padded_valid_reference, randn
 from unitconv import _plan
 from unitconv._methods import xla
@@ -68,7 +69,7 @@ def test_issue_reproducer_conv_general_dilated(method):
     assert_close(y.mantissa, want)
 
 
-@pytest.mark.parametrize("method", TRANSPOSE_METHODS)
+@pytest.mark.parametrize("method", slow_values_except(TRANSPOSE_METHODS, keep=("auto", "xla")))
 def test_issue_reproducer_conv_transpose(method):
     x, w = randn(0, (2, 6, 6, 2)), randn(1, (3, 3, 2, 2))
     pads = [(-1, 1), (-1, 0)]
@@ -103,7 +104,7 @@ FORWARD_CASES = [
 ]
 
 
-@pytest.mark.parametrize("method", FORWARD_METHODS)
+@pytest.mark.parametrize("method", slow_values_except(FORWARD_METHODS, keep=("lax",)))
 @pytest.mark.parametrize(("name", "pads", "strides"), FORWARD_CASES, ids=str)
 def test_forward_negative_pads_values_and_gradients(name, method, pads, strides):
     dilations = ((1, 1), (1, 1)) if name == "conv" else ((1, 1), (2, 1))
@@ -116,7 +117,7 @@ def test_forward_negative_pads_values_and_gradients(name, method, pads, strides)
             assert_close(got, want)
 
 
-@pytest.mark.parametrize("method", TRANSPOSE_METHODS)
+@pytest.mark.parametrize("method", slow_values_except(TRANSPOSE_METHODS, keep=("auto",)))
 @pytest.mark.parametrize(("pads", "strides"), [(MIXED_PADS[0], (1, 1)), (MIXED_PADS[2], (2, 3))], ids=str)
 def test_transpose_negative_pads_values_and_gradients(method, pads, strides):
     x, w = randn(4, (2, 5, 6, 3)), randn(5, (3, 2, 3, 4))
@@ -243,6 +244,7 @@ REPRO_GRAD = """
 """
 
 
+@pytest.mark.slow  # the fast loop keeps test_abort_reproducer_layout_chnw
 def test_abort_reproducer_kernel_gradient_with_groups(tmp_path):
     # d/db sum(conv_transpose(x, b)) = d/db <forward_conv(ones, b), x>: the transposed convolution with
     # transpose_kernel is the adjoint of the forward convolution with kernel b (output 12 x 2).
@@ -273,6 +275,7 @@ REPRO_3D = """
 """
 
 
+@pytest.mark.slow  # the fast loop keeps test_abort_reproducer_layout_chnw
 def test_abort_reproducer_3d_layout(tmp_path):
     dn = ("HCWDN", "HWOID", "HCDNW")
     rng = np.random.default_rng(0)

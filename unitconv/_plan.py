@@ -22,7 +22,6 @@ interned, so equal plans share one compiled computation.
 from __future__ import annotations
 
 import functools
-import math
 from collections import OrderedDict
 from collections.abc import Callable
 from dataclasses import dataclass, replace
@@ -33,7 +32,6 @@ from jax import lax
 
 from unitconv import _auto, _checks, _geometry, _layout, _methods, _operands
 from unitconv._geometry import dilate
-from unitconv._methods import polyphase, xla
 
 #: Most entries kept by each bounded cache of the package.
 CACHE_SIZE = 1024
@@ -207,39 +205,9 @@ def _resolve(fn: str, plan: Plan, method: Any, dtypes: Any, backend: str | None)
         method = "xla"
     plan = replace(plan, method=method)
     if dtypes is not None:
-        for what, shape in _buffers(plan):
+        for what, shape in _methods.get(method).buffers(plan):
             _checks.check_fits(fn, what, shape, dtypes[0])
     return plan
-
-
-def _buffers(plan: Plan) -> list[tuple[str, tuple[int, ...]]]:
-    """The largest intermediates of the plan's method: ``(what, shape)``, checked against the memory limit.
-
-    'xla' and 'lax' build the dilated and padded input; 'phase', 'subpixel'
-    and 'matmul' build, per group of phases (by sub-kernel shape), an input
-    window, a product with the phases as channels and ('matmul') stacked
-    patches; 'col2im' builds one product of the input with every kernel tap.
-    """
-    n, batch, c_in, c_out = plan.n, plan.conv_lhs[0], plan.conv_lhs[-1], plan.conv_rhs[-1]
-    if plan.method in ("xla", "lax"):
-        pads = xla.explicit_pads(plan)
-        sizes = zip(plan.conv_lhs[1:-1], plan.lhs_dilation, pads, strict=True)
-        padded = [dilate(m, d) + lo + hi for m, d, (lo, hi) in sizes]
-        return [("the dilated and padded input", (batch, *padded, c_in))]
-    if plan.method == "col2im":
-        return [
-            ("the product of the input with every kernel tap", (batch, *plan.conv_lhs[1:-1], *plan.conv_rhs[:n], c_out))
-        ]
-    out: list[tuple[str, tuple[int, ...]]] = []
-    if plan.method not in ("phase", "subpixel", "matmul"):
-        return out  # other methods: the output only
-    for grp in polyphase.phase_groups(plan, single=False):
-        window = [e + (t - 1) * dm.dstep for e, t, dm in zip(grp.extent, grp.taps, plan.phases, strict=True)]
-        out.append(("a phase group's input window", (batch, *window, c_in)))
-        out.append(("a phase group's product", (batch, *grp.extent, len(grp.combos) * c_out)))
-        if plan.method == "matmul":
-            out.append(("a phase group's stacked patches", (batch, *grp.extent, math.prod(grp.taps), c_in)))
-    return out
 
 
 # --- conv_transpose ---------------------------------------------------------------------

@@ -20,6 +20,10 @@ def _never(plan: Any) -> bool:
     return False
 
 
+def _no_buffers(plan: Any) -> list:
+    return []
+
+
 def _no_check(fn: str, plan: Any, dtypes: Any) -> None:
     return None
 
@@ -67,6 +71,10 @@ class Method:
         ``check(fn, plan, dtypes)``: raises (naming ``fn``) when the method,
         asked for by name, cannot compute this plan; run before anything is
         computed. 'auto' never picks such a plan.
+    buffers : callable
+        ``buffers(plan) -> [(what, shape), ...]``: the method's largest
+        intermediates, which planning checks against the memory limit (the
+        output is always checked); none by default.
     """
 
     name: str
@@ -79,6 +87,7 @@ class Method:
     applies: Callable[[Any, Any], bool] = _always
     takes_raw: Callable[[Any], bool] = _never
     check: Callable[[str, Any, Any], None] = _no_check
+    buffers: Callable[[Any], list] = _no_buffers
 
 
 _REGISTRY: dict[str, Method] = {}

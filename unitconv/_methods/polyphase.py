@@ -423,15 +423,46 @@ def _applies(plan: Plan, dtypes: Any) -> bool:
     return all(dm.t > 0 and dm.active for dm in plan.phases)
 
 
+def _phase_buffers(plan: Any, *, patches: bool = False) -> list[tuple[str, tuple[int, ...]]]:
+    """Per group of phases (by sub-kernel shape): an input window, a product with the phases as channels,
+    and (``patches``, 'matmul') the stacked patches."""
+    batch, c_in, c_out = plan.conv_lhs[0], plan.conv_lhs[-1], plan.conv_rhs[-1]
+    out: list[tuple[str, tuple[int, ...]]] = []
+    for grp in phase_groups(plan, single=False):
+        window = [e + (t - 1) * dm.dstep for e, t, dm in zip(grp.extent, grp.taps, plan.phases, strict=True)]
+        out.append(("a phase group's input window", (batch, *window, c_in)))
+        out.append(("a phase group's product", (batch, *grp.extent, len(grp.combos) * c_out)))
+        if patches:
+            out.append(("a phase group's stacked patches", (batch, *grp.extent, math.prod(grp.taps), c_in)))
+    return out
+
+
+def _col2im_buffers(plan: Any) -> list[tuple[str, tuple[int, ...]]]:
+    """'col2im' builds one product of the input with every kernel tap."""
+    n, batch, c_out = plan.n, plan.conv_lhs[0], plan.conv_rhs[-1]
+    return [
+        ("the product of the input with every kernel tap", (batch, *plan.conv_lhs[1:-1], *plan.conv_rhs[:n], c_out))
+    ]
+
+
 _T = frozenset({"transpose"})
 
 #: The methods of this module, registered by ``unitconv._methods``.
 METHODS = tuple(
-    Method(name, _T, compute, rule_ops=_T, kernel_tangent=tangent, input_tangent=input_tangent, applies=_applies)
-    for name, compute, tangent, input_tangent in (
-        ("phase", _by_phase_convs, "matmul", None),
-        ("subpixel", _by_phase_convs, "matmul", _by_subpixel_conv),
-        ("matmul", _by_patches, "matmul", None),
-        ("col2im", _by_col2im, "matmul", None),
+    Method(
+        name,
+        _T,
+        compute,
+        rule_ops=_T,
+        kernel_tangent="matmul",
+        input_tangent=input_tangent,
+        applies=_applies,
+        buffers=buffers,
+    )
+    for name, compute, input_tangent, buffers in (
+        ("phase", _by_phase_convs, None, _phase_buffers),
+        ("subpixel", _by_phase_convs, _by_subpixel_conv, _phase_buffers),
+        ("matmul", _by_patches, None, lambda plan: _phase_buffers(plan, patches=True)),
+        ("col2im", _by_col2im, None, _col2im_buffers),
     )
 )

@@ -183,10 +183,18 @@ def _jax_lax(plan: Any, lhs: Any, rhs: Any) -> Any:
     return general(plan, lhs, rhs)
 
 
+def _buffers(plan: Any) -> list[tuple[str, tuple[int, ...]]]:
+    """XLA's convolution builds the dilated and padded input."""
+    batch, c_in = plan.conv_lhs[0], plan.conv_lhs[-1]
+    sizes = zip(plan.conv_lhs[1:-1], plan.lhs_dilation, explicit_pads(plan), strict=True)
+    padded = [dilate(m, d) + lo + hi for m, d, (lo, hi) in sizes]
+    return [("the dilated and padded input", (batch, *padded, c_in))]
+
+
 _BOTH = frozenset({"transpose", "forward"})
 
 #: The methods of this module, registered by ``unitconv._methods``.
 METHODS = (
-    Method("xla", _BOTH, _jax_lax, canonical=False, takes_raw=_takes_raw),
-    Method("lax", _BOTH, general, canonical=False, rule_ops=frozenset({"transpose"})),
+    Method("xla", _BOTH, _jax_lax, canonical=False, takes_raw=_takes_raw, buffers=_buffers),
+    Method("lax", _BOTH, general, canonical=False, rule_ops=frozenset({"transpose"}), buffers=_buffers),
 )

@@ -544,6 +544,15 @@ def write_section(page: Path, begin: str, end: str, block_text: str) -> None:
     page.write_text(text, encoding="utf-8")
 
 
+def write_suite(header: str, table: str, figures: list[Path], captions: dict, begin: str, end: str) -> None:
+    """A suite's table and figure links between ``begin`` and ``end`` in docs/performance.md."""
+    pairs = zip(captions, figures, strict=True)
+    links = [f"![{captions[k][1]}: useful GFLOP/s per configuration]({p.name})" for k, p in pairs]
+    text = f"Measured by `python benchmarks/run.py` {header}\n\n{table}\n" + "\n\n".join(links)
+    write_section(ROOT / "docs" / "performance.md", begin, end, text)
+    print("wrote docs/performance.md, " + ", ".join(f"docs/{p.name}" for p in figures), file=sys.stderr)
+
+
 def run_forward(args, with_torch: bool, machine: str) -> None:
     rounds = args.rounds or (5 if args.quick else 9)
     names = FORWARD_QUICK if args.quick else tuple(c[0] for c in FORWARD)
@@ -560,19 +569,8 @@ def run_forward(args, with_torch: bool, machine: str) -> None:
     print(table)
     if not args.no_write:
         figures = plot_forward(results, with_torch, ROOT / "docs")
-        text = (
-            f"Measured by `python benchmarks/run.py` ({mode}) on: {machine}; minimum of {rounds} "
-            f"interleaved rounds after warm-up.\n\n{table}\n"
-            + "\n\n".join(
-                f"![{FORWARD_FIGURES[k][1]}: useful GFLOP/s per configuration]({p.name})"
-                for k, p in zip(FORWARD_FIGURES, figures, strict=True)
-            )
-        )
-        write_section(ROOT / "docs" / "performance.md", "<!-- forward:begin -->", "<!-- forward:end -->", text)
-        print(
-            "wrote docs/performance.md (forward section), " + ", ".join(f"docs/{p.name}" for p in figures),
-            file=sys.stderr,
-        )
+        header = f"({mode}) on: {machine}; minimum of {rounds} interleaved rounds after warm-up."
+        write_suite(header, table, figures, FORWARD_FIGURES, "<!-- forward:begin -->", "<!-- forward:end -->")
 
 
 def main(argv=None) -> int:
@@ -627,16 +625,8 @@ def run_transpose(args, with_torch: bool, machine: str) -> None:
     print(table)
     if not args.no_write:
         figures = plot(results, with_torch, ROOT / "docs")
-        text = (
-            f"Measured by `python benchmarks/run.py` ({mode}) on: {machine}; "
-            f"median of {rounds} interleaved rounds after warm-up.\n\n{table}\n"
-            + "".join(
-                f"![{FIGURES[k][1]}: useful GFLOP/s per configuration]({p.name})\n\n"
-                for k, p in zip(FIGURES, figures, strict=True)
-            )
-        )
-        write_section(ROOT / "docs" / "performance.md", "<!-- benchmark:begin -->", "<!-- benchmark:end -->", text)
-        print("wrote docs/performance.md, " + ", ".join(f"docs/{p.name}" for p in figures), file=sys.stderr)
+        header = f"({mode}) on: {machine}; median of {rounds} interleaved rounds after warm-up."
+        write_suite(header, table, figures, FIGURES, "<!-- benchmark:begin -->", "<!-- benchmark:end -->")
 
 
 if __name__ == "__main__":

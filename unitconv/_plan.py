@@ -131,7 +131,7 @@ class Plan:
     @functools.cached_property
     def executable(self) -> Callable[[Any, Any], Any]:
         """The plan's computation, jitted (for eager calls), compiled once per plan."""
-        return jax.jit(functools.partial(_methods.execute, self))
+        return jax.jit(functools.partial(_methods.execute, self, differentiable=False))
 
 
 # --- the one cache ----------------------------------------------------------------------

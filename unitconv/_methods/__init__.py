@@ -77,8 +77,13 @@ def wrap_periodic(plan: Any, lhs: Any) -> Any:
     return lhs
 
 
-def execute(plan: Any, lhs: Any, rhs: Any) -> Any:
-    """Compute ``plan`` on the mantissas ``lhs`` and ``rhs`` (in the plan's layout)."""
+def execute(plan: Any, lhs: Any, rhs: Any, *, differentiable: bool = True) -> Any:
+    """Compute ``plan`` on the mantissas ``lhs`` and ``rhs`` (in the plan's layout).
+
+    ``differentiable=False`` (an eager call on concrete arrays, which nothing
+    differentiates) computes the same operations without wrapping them in the
+    derivative rule, which saves tracing it on a first call.
+    """
     method: Method = get(plan.method)
     if method.takes_raw(plan):
         return method.compute(plan, lhs, rhs)
@@ -86,6 +91,6 @@ def execute(plan: Any, lhs: Any, rhs: Any) -> Any:
         lhs = wrap_periodic(plan, lhs)
     if plan.op == "transpose":
         rhs = prepare_kernel(plan, rhs)
-    if plan.op in method.rule_ops:
+    if differentiable and plan.op in method.rule_ops:
         return _derivative.conv(plan, lhs, rhs)
     return primal(plan, lhs, rhs)

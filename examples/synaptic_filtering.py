@@ -78,7 +78,7 @@ def plot(result: dict, path: Path) -> None:
     """Raster, conductance and current against time, with unit-labelled axes."""
     t, g, i = result["t"], result["conductance"], result["current"]
     t_unit = u.ms
-    fig, axes = plt.subplots(3, 1, figsize=(7, 5.5), sharex=True, constrained_layout=True)
+    fig, axes = plt.subplots(3, 1, figsize=(6.9, 5.4), sharex=True, constrained_layout=True)
     steps, inputs = np.nonzero(result["spikes"])
     axes[0].plot(np.asarray(t[steps].to_decimal(t_unit)), inputs, "|", color="k", markersize=5)
     axes[0].set_ylabel("input neuron")
@@ -88,7 +88,7 @@ def plot(result: dict, path: Path) -> None:
     axes[2].plot(t.to_decimal(t_unit), i.mantissa, color="tab:red")
     axes[2].set_ylabel(f"current ({i.unit})")
     axes[2].set_xlabel(f"time ({t_unit})")
-    fig.savefig(path, dpi=80)
+    fig.savefig(path, dpi=100)
     plt.close(fig)
 
 

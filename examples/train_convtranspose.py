@@ -108,29 +108,31 @@ def train(seed: int = 0) -> dict:
 
 def plot(result: dict, path: Path) -> None:
     """Loss curve in K^2 and one test field: input, prediction, target (colour bars in K)."""
-    fig = plt.figure(figsize=(11, 3.4), constrained_layout=True)
-    grid = fig.add_gridspec(1, 4, width_ratios=[1.3, 1, 1, 1])
-    ax = fig.add_subplot(grid[0])
-    loss_unit = u.kelvin**2
-    ax.semilogy(np.arange(1, len(result["losses"]) + 1), result["losses"], label="ConvTranspose")
-    ax.axhline(result["baseline"], color="gray", linestyle="--", label="nearest neighbour")
-    ax.set_xlabel("optax step")
-    ax.set_ylabel(f"mean squared error ({loss_unit})")
-    ax.set_title("training loss")
-    ax.legend()
-    fields = (result["input"], result["prediction"], result["target"])
-    low = min(float(f.to_decimal(u.kelvin).min()) for f in fields)
-    high = max(float(f.to_decimal(u.kelvin).max()) for f in fields)
-    titles = ("input 16 x 16", "prediction 32 x 32", "target 32 x 32")
-    for i, (field, title) in enumerate(zip(fields, titles, strict=True)):
-        ax = fig.add_subplot(grid[i + 1])
-        im = ax.imshow(np.asarray(field.to_decimal(u.kelvin)), vmin=low, vmax=high, cmap="coolwarm", origin="lower")
-        ax.set_title(title)
-        ax.set_xlabel("x (grid cells)")
-        ax.set_ylabel("y (grid cells)")
-    fig.colorbar(im, ax=ax, shrink=0.85, label=f"temperature anomaly ({u.kelvin})")
-    fig.savefig(path, dpi=80)
-    plt.close(fig)
+    # 690 px wide at 100 dpi (the docs site's content width): the loss on top, the fields below.
+    with plt.rc_context({"font.size": 9}):  # not the global rcParams
+        fig = plt.figure(figsize=(6.9, 5.2), constrained_layout=True)
+        grid = fig.add_gridspec(2, 3, height_ratios=[1, 1])
+        ax = fig.add_subplot(grid[0, :])
+        loss_unit = u.kelvin**2
+        ax.semilogy(np.arange(1, len(result["losses"]) + 1), result["losses"], label="ConvTranspose")
+        ax.axhline(result["baseline"], color="gray", linestyle="--", label="nearest neighbour")
+        ax.set_xlabel("optax step")
+        ax.set_ylabel(f"mean squared error ({loss_unit})")
+        ax.set_title("training loss")
+        ax.legend()
+        fields = (result["input"], result["prediction"], result["target"])
+        low = min(float(f.to_decimal(u.kelvin).min()) for f in fields)
+        high = max(float(f.to_decimal(u.kelvin).max()) for f in fields)
+        titles = ("input 16 x 16", "prediction 32 x 32", "target 32 x 32")
+        for i, (field, title) in enumerate(zip(fields, titles, strict=True)):
+            ax = fig.add_subplot(grid[1, i])
+            im = ax.imshow(np.asarray(field.to_decimal(u.kelvin)), vmin=low, vmax=high, cmap="coolwarm", origin="lower")
+            ax.set_title(title)
+            ax.set_xlabel("x (grid cells)")
+            ax.set_ylabel("y (grid cells)")
+        fig.colorbar(im, ax=fig.axes[1:], shrink=0.85, label=f"anomaly ({u.kelvin})")
+        fig.savefig(path, dpi=100)
+        plt.close(fig)
 
 
 def main(out_dir: str | os.PathLike | None = None) -> dict:

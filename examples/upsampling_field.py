@@ -102,20 +102,23 @@ def plot(result: dict, path: Path) -> None:
     n = coarse.shape[0]
     extent_km = float((n * dx).to_decimal(u.kmetre))
     extent = (0.0, extent_km, 0.0, extent_km)
-    fig, axes = plt.subplots(1, 3, figsize=(11, 3.6), constrained_layout=True)
-    panels = (
-        (coarse, f"temperature, {n} x {n}", "coolwarm"),
-        (fine, f"temperature, {fine.shape[0]} x {fine.shape[1]}", "coolwarm"),
-        (p_fine, "pressure, out_unit=hPa", "viridis"),
-    )
-    for ax, (field, title, cmap) in zip(axes, panels, strict=True):
-        im = ax.imshow(np.asarray(field.mantissa), origin="lower", extent=extent, cmap=cmap)
-        ax.set_title(title)
-        ax.set_xlabel(f"x ({u.kmetre})")
-        ax.set_ylabel(f"y ({u.kmetre})")
-        fig.colorbar(im, ax=ax, shrink=0.85, label=f"{'pressure' if field is p_fine else 'temperature'} ({field.unit})")
-    fig.savefig(path, dpi=80)
-    plt.close(fig)
+    # 690 px wide at 100 dpi: the docs site's content width, so the text is shown at its size.
+    with plt.rc_context({"font.size": 8}):  # not the global rcParams
+        fig, axes = plt.subplots(1, 3, figsize=(6.9, 2.4), constrained_layout=True)
+        panels = (
+            (coarse, f"coarse, {n} x {n}", "coolwarm"),
+            (fine, f"fine, {fine.shape[0]} x {fine.shape[1]}", "coolwarm"),
+            (p_fine, "out_unit=hPa", "viridis"),
+        )
+        for ax, (field, title, cmap) in zip(axes, panels, strict=True):
+            im = ax.imshow(np.asarray(field.mantissa), origin="lower", extent=extent, cmap=cmap)
+            ax.set_title(title)
+            ax.set_xlabel(f"x ({u.kmetre})")
+            ax.set_ylabel(f"y ({u.kmetre})")
+            quantity = "pressure" if field is p_fine else "temperature"
+            fig.colorbar(im, ax=ax, shrink=0.75, label=f"{quantity} ({field.unit})")
+        fig.savefig(path, dpi=100)
+        plt.close(fig)
 
 
 def main(out_dir: str | os.PathLike | None = None) -> dict:

@@ -92,6 +92,12 @@ def permute(x: Any, perm: Sequence[int]) -> Any:
     return x if perm == tuple(range(len(perm))) else lax.transpose(x, perm)
 
 
+def in_canonical(f: Any, dn: ConvDimensionNumbers, lhs: Any, rhs: Any) -> Any:
+    """``f(lhs, rhs)`` computed in the canonical layout: operands in ``dn``'s layouts, result in its output layout."""
+    y = f(permute(lhs, lhs_perm(dn)), permute(rhs, rhs_perm(dn)))
+    return permute(y, out_perm(dn))
+
+
 def permute_shape(shape: Sequence[int], perm: Sequence[int]) -> tuple[int, ...]:
     """The shape :func:`permute` gives."""
     return tuple(shape[i] for i in perm)

@@ -124,7 +124,4 @@ def primal(plan: Any, lhs: Any, rhs: Any, name: str | None = None, *, input_tang
     compute = (input_tangent and method.input_tangent) or method.compute
     if not method.canonical:
         return compute(plan, lhs, rhs)
-    dn = plan.dn
-    lhs_c = _layout.permute(lhs, _layout.lhs_perm(dn))
-    rhs_c = _layout.permute(rhs, _layout.rhs_perm(dn))
-    return _layout.permute(compute(plan, lhs_c, rhs_c), _layout.out_perm(dn))
+    return _layout.in_canonical(lambda a, b: compute(plan, a, b), plan.dn, lhs, rhs)

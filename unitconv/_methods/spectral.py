@@ -401,10 +401,7 @@ def _fft_forward(plan: Any, lhs: jax.Array, rhs: jax.Array) -> jax.Array:
     """Method 'fft': canonical operands, except a 'CIRCULAR' plan, which arrives raw (not wrapped)."""
     if not plan.circular:
         return _fft_linear(plan, lhs, rhs)
-    dn = plan.dn
-    lhs = _layout.permute(lhs, _layout.lhs_perm(dn))
-    rhs = _layout.permute(rhs, _layout.rhs_perm(dn))
-    return _layout.permute(_fft_periodic(plan, lhs, rhs), _layout.out_perm(dn))
+    return _layout.in_canonical(lambda a, b: _fft_periodic(plan, a, b), plan.dn, lhs, rhs)
 
 
 def _fft_raw(plan: Any) -> bool:

@@ -180,9 +180,10 @@ def choose_transpose(plan: Any, dtype: Any, backend: str) -> str:
 # --- [signal] ------------------------------------------------------------------------------
 # What unitconv.signal's method='auto' picks ('direct', 'fft' or 'oa') and the overlap-add
 # blocks. The rule is a static model of the running time (shapes and dtype only, never a timing),
-# in nanoseconds of process CPU time on this project's 2-core x86 machine (XLA's FFT runs on one
-# thread); only the ratios between the predictions matter. B is the batch (the product of the
-# non-convolved axes), B2 the kernel's own batch, ``out`` the output samples per batch element.
+# in nanoseconds of process CPU time on this project's 2-core x86 machine (DUCC threads a batched
+# FFT, jax.lax's convolution too; CPU time counts the work); only the ratios between the
+# predictions matter. B is the batch (the product of the non-convolved axes), B2 the kernel's own
+# batch, ``out`` the output samples per batch element.
 #
 # * direct (jax.lax's convolution, one channel): B x out x (a x taps + b), with (a, b) =
 #   DIRECT[(kernel rank 1 or 2+, float32 or float64)]: a cost per multiply-add and one per

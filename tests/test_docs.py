@@ -105,3 +105,35 @@ def test_docs_links_point_at_existing_files():
     assert targets
     missing = [t for t in targets if not (ROOT / t).exists()]
     assert not missing, missing
+
+
+@pytest.mark.slow
+def test_built_site_needs_no_network(tmp_path):
+    """The built site loads no script, stylesheet or font from another host (it is read from disk)."""
+    pytest.importorskip("mkdocs")
+    pytest.importorskip("material")
+    import os
+    import subprocess
+    import sys
+
+    site = tmp_path / "site"
+    subprocess.run(
+        [sys.executable, "-m", "mkdocs", "build", "-q", "-d", str(site)],
+        cwd=ROOT,
+        check=True,
+        capture_output=True,
+        env={**os.environ, "NO_MKDOCS_2_WARNING": "1"},
+        timeout=600,
+    )
+    pages = sorted(site.glob("*.html"))
+    assert len(pages) >= 10
+    remote = re.compile(r"<(?:script|link)\b[^>]*\b(?:src|href)=\"(?:https?:)?//[^\"]*\"[^>]*>")
+    for page in pages:
+        for tag in remote.findall(page.read_text(encoding="utf-8")):
+            assert 'rel="stylesheet"' not in tag, (page.name, tag)
+            assert "<script" not in tag, (page.name, tag)
+            assert "preconnect" not in tag, (page.name, tag)
+        # our own worker shim is loaded before the theme's bundle (it must replace Worker first)
+        text = page.read_text(encoding="utf-8")
+        assert text.index("javascripts/iframe-worker-unitconv.js") < text.index("assets/javascripts/bundle."), page.name
+    assert (site / "search" / "search_index.js").read_text(encoding="utf-8").startswith("var __index = ")

@@ -305,17 +305,20 @@ def test_method_is_checked_up_front():
 
 
 def test_eager_calls_reuse_one_compiled_computation(rng):
-    lhs, rhs = randn(rng, (1, 8, 1)), randn(rng, (3, 1, 1))
+    lhs, rhs = randn(rng, (1, 37, 1)), randn(rng, (3, 1, 1))  # a shape no other test uses
     from unitconv import _plan
 
+    compiled = _plan._EAGER[1]._cache_size  # a small plan: the fast-compiling executable
+    first = compiled()
     unitconv.conv_transpose(lhs * u.mV, rhs, (2,), "SAME")
+    assert compiled() == first + 1  # a new plan: one compilation
     before = len(_plan._PLANS)
     for _ in range(3):
         unitconv.conv_transpose(lhs * u.mV, rhs, (2,), "SAME")
     assert len(_plan._PLANS) == before  # no new plan
     plan = next(reversed(_plan._PLANS.table.values()))  # the plan these calls used
     assert plan.lhs_shape == lhs.shape
-    assert plan.executable._cache_size() == 1  # compiled once
+    assert compiled() == first + 1  # compiled once
 
 
 # --- [robust] item 4: planning and compiling cost O(taps), not O(stride) ------------------

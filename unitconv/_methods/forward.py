@@ -44,6 +44,7 @@ from jax import lax
 
 from unitconv import _layout
 from unitconv._geometry import dilate
+from unitconv._methods import xla
 from unitconv._methods._registry import Method
 
 Plan = Any  # a unitconv._plan.Plan (not imported: the plan module imports the methods)
@@ -204,7 +205,19 @@ def _depthwise_applies(plan: Plan, dtypes: Any) -> bool:
 
 
 def _fold_applies(plan: Plan, dtypes: Any) -> bool:
-    return _applies(plan, dtypes) and plan.n >= 2
+    """2-D and up, and the lower-dimensional convolutions meet none of XLA:CPU's defects (then 'xla' routes them).
+
+    Their pads must lie in ``[0, k - 1]`` (``k`` the dilated kernel size; a
+    high pad may be larger when they are strided), so that neither they nor
+    the input gradients JAX builds for them have negative pads.
+    """
+    if not (_applies(plan, dtypes) and plan.n >= 2) or xla.xla_defect(plan) == "operand swap":
+        return False
+    kernel = [dilate(k, d) for k, d in zip(plan.conv_rhs[: plan.n], plan.rhs_dilation, strict=True)]
+    rest = list(zip(explicit_pads(plan)[1:], kernel[1:], strict=True))
+    # a stride above 1 gives the input gradient base dilation, which XLA:CPU gets right
+    strided = any(v != 1 for v in plan.window_strides[1:])
+    return all(0 <= lo <= k - 1 and hi >= 0 and (strided or hi <= k - 1) for (lo, hi), k in rest)
 
 
 _F = frozenset({"forward"})

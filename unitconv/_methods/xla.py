@@ -11,23 +11,29 @@ forward convolutions it is, for now, the same as 'xla'. Both work in the
 plan's own layout: handing XLA the user's layout keeps the result bitwise
 jax.lax's.
 
-Two classes of valid calls that XLA:CPU gets wrong are routed around, for
+Three classes of valid calls that XLA:CPU gets wrong are routed around, for
 both methods (:func:`xla_defect`, docs/performance.md, "What 'xla' and
-'lax' guarantee"): negative pads, and the window shapes that make XLA's
-convolution operand swap build an invalid convolution and abort the
-process. The negative pads of the first class become slices of the input,
-so that XLA gets only non-negative pads; for the swap windows the input is also dilated and
-padded by one ``lax.pad``, so that XLA gets an undilated convolution
-without padding. The sum computed is the same; where jax.lax itself is
-right, the results are bitwise jax.lax's (tests/test_xla_defects.py).
+'lax' guarantee"): negative pads, pads whose input gradient has negative
+pads, and the window shapes that make XLA's convolution operand swap build
+an invalid convolution and abort the process. The negative pads of the
+first class become slices of the input, so that XLA gets only non-negative
+pads. The second keeps jax.lax's value and differentiates the same sum
+spelled out (:func:`spelled_out`). For the swap windows the input is also
+dilated and padded by one ``lax.pad`` (behind an optimization barrier), so
+that XLA gets an undilated convolution without padding. The sum computed is
+the same; where jax.lax itself is right, the results are bitwise jax.lax's
+(tests/test_xla_defects.py).
 """
 
 from __future__ import annotations
 
+import functools
 from typing import Any
 
+import jax
 import jax.numpy as jnp
 from jax import lax
+from jax.custom_derivatives import SymbolicZero
 
 from unitconv._geometry import conv_output_size, dilate
 from unitconv._methods._registry import Method
@@ -87,6 +93,14 @@ def xla_defect(plan: Any) -> str | None:
       dilation, or with ``hi <= 0``) came out right in every sampled case and
       are left to XLA, so that 'lax' stays bitwise jax.lax's there (slicing
       first changes the rounding of some of them).
+    * ``'negative padding in the input gradient'``: the call's own pads are
+      fine, but in a stride-1 convolution the one JAX builds for the
+      derivative with respect to lhs (:func:`_input_gradient_pads`) has a
+      negative pad (a pad larger than the dilated kernel less one). With a
+      negative low and a positive high pad there, its gradient was garbage
+      in 1-D and 2-D samples; the class takes every negative pad, to be
+      safe. The value stays jax.lax's; the derivatives are those of
+      :func:`spelled_out`.
     """
     pads = explicit_pads(plan)
     for i, pair in enumerate(pads):
@@ -98,7 +112,27 @@ def xla_defect(plan: Any) -> str | None:
                 return "operand swap"
     if plan.n == 2 and plan.lhs_dilation == (1, 1) and any(lo < 0 < hi for lo, hi in pads):
         return "negative padding"
+    if all(v == 1 for v in plan.window_strides) and any(lo < 0 or hi < 0 for lo, hi in _input_gradient_pads(plan)):
+        return "negative padding in the input gradient"
     return None
+
+
+def _input_gradient_pads(plan: Any) -> list[tuple[int, int]]:
+    """The pads of the convolution that JAX builds for the derivative with respect to lhs (jax's vjp formulas).
+
+    That convolution has base dilation ``window_strides``, stride
+    ``lhs_dilation`` and the kernel's dilated size as its window; a pad
+    larger than the window less one on the low side of the convolution
+    makes its low pad negative.
+    """
+    pairs = []
+    for i, (lo, hi) in enumerate(explicit_pads(plan)):
+        size, k = plan.conv_lhs[1 + i], dilate(plan.conv_rhs[i], plan.rhs_dilation[i])
+        stride, lhs_dil = plan.window_strides[i], plan.lhs_dilation[i]
+        out = conv_output_size(size, k, (lo, hi), stride=stride, lhs_dilation=lhs_dil)
+        before = k - 1 - lo
+        pairs.append((before, dilate(size, lhs_dil) + k - 1 - dilate(out, stride) - before))
+    return pairs
 
 
 def _crop(size: int, d: int, lo: int, hi: int) -> tuple[int, int, int, int]:
@@ -133,18 +167,22 @@ def _dilated_padded(plan: Any, lhs: Any, pads: tuple[tuple[int, int], ...]) -> A
     widths = [(0, 0, 0)] * lhs.ndim
     for axis, (lo, hi), d in zip(plan.dn.lhs_spec[2:], pads, plan.lhs_dilation, strict=True):
         widths[axis] = (lo, hi, d - 1)
-    return lax.pad(lhs, jnp.zeros((), lhs.dtype), widths)
+    # The barrier keeps XLA's algebraic simplifier from folding the pad back into the convolution
+    # (its interior padding as base dilation), which would rebuild the window that the routing avoids.
+    return lax.optimization_barrier(lax.pad(lhs, jnp.zeros((), lhs.dtype), widths))
 
 
 def general(plan: Any, lhs: Any, rhs: Any) -> Any:
     """``lax.conv_general_dilated`` with the plan's arguments, in its layout (XLA:CPU's defects routed around)."""
-    n = plan.n
-    pads, lhs_dilation = plan.pads, plan.lhs_dilation
     defect = xla_defect(plan)
+    if defect == "negative padding in the input gradient":
+        return _with_spelled_out_derivatives(plan, lhs, rhs)
     if defect is not None:
-        lhs, pads = _cropped(plan, lhs)
-    if defect == "operand swap":
-        lhs, pads, lhs_dilation = _dilated_padded(plan, lhs, pads), ((0, 0),) * n, (1,) * n
+        return spelled_out(plan, lhs, rhs)
+    return _lax_conv(plan, lhs, rhs, plan.pads, plan.lhs_dilation)
+
+
+def _lax_conv(plan: Any, lhs: Any, rhs: Any, pads: Any, lhs_dilation: tuple[int, ...]) -> Any:
     return lax.conv_general_dilated(
         lhs,
         rhs,
@@ -159,6 +197,52 @@ def general(plan: Any, lhs: Any, rhs: Any) -> Any:
         preferred_element_type=plan.preferred_element_type,
         out_sharding=plan.out_sharding,
     )
+
+
+def spelled_out(plan: Any, lhs: Any, rhs: Any) -> Any:
+    """The plan's convolution with the input cropped, dilated and padded first: XLA gets no pads and no lhs dilation.
+
+    The same sum as :func:`general`, but its derivatives (a slice of the
+    input gradient, and convolutions with non-negative pads) meet none of
+    XLA:CPU's defects; the rounding may differ from jax.lax's.
+    """
+    lhs, pads = _cropped(plan, lhs)
+    return _lax_conv(plan, _dilated_padded(plan, lhs, pads), rhs, ((0, 0),) * plan.n, (1,) * plan.n)
+
+
+@functools.partial(jax.custom_jvp, nondiff_argnums=(0,))
+def _with_spelled_out_derivatives(plan: Any, lhs: Any, rhs: Any) -> Any:
+    """jax.lax's convolution (bitwise), differentiated through :func:`spelled_out`.
+
+    For the class ``'negative padding in the input gradient'``: the value
+    is right, but the convolution JAX builds for its input gradient has a
+    negative low and a positive high pad and returns garbage on XLA:CPU.
+    """
+    return _lax_conv(plan, lhs, rhs, plan.pads, plan.lhs_dilation)
+
+
+def _spelled_out_jvp(plan: Any, primals: tuple[Any, Any], tangents: tuple[Any, Any]) -> tuple[Any, Any]:
+    lhs, rhs = primals
+    lhs_dot, rhs_dot = tangents
+    y = _with_spelled_out_derivatives(plan, lhs, rhs)
+    terms = []
+    if not isinstance(lhs_dot, SymbolicZero):
+        terms.append(spelled_out(plan, lhs_dot, rhs))
+    if not isinstance(rhs_dot, SymbolicZero):
+        terms.append(spelled_out(plan, lhs, rhs_dot))
+    if not terms:
+        return y, SymbolicZero(jax.typeof(y).to_tangent_aval())
+    return y, terms[0] if len(terms) == 1 else terms[0] + terms[1]
+
+
+_with_spelled_out_derivatives.defjvp(_spelled_out_jvp, symbolic_zeros=True)
+
+
+def _input_tangent(plan: Any, lhs: Any, rhs: Any) -> Any:
+    """'lax''s stand-in for the rule's input tangent: what JAX transposes into the input gradient."""
+    if xla_defect(plan) == "negative padding in the input gradient":
+        return spelled_out(plan, lhs, rhs)
+    return general(plan, lhs, rhs)
 
 
 def _takes_raw(plan: Any) -> bool:
@@ -196,5 +280,13 @@ _BOTH = frozenset({"transpose", "forward"})
 #: The methods of this module, registered by ``unitconv._methods``.
 METHODS = (
     Method("xla", _BOTH, _jax_lax, canonical=False, takes_raw=_takes_raw, buffers=_buffers),
-    Method("lax", _BOTH, general, canonical=False, rule_ops=frozenset({"transpose"}), buffers=_buffers),
+    Method(
+        "lax",
+        _BOTH,
+        general,
+        canonical=False,
+        rule_ops=frozenset({"transpose"}),
+        input_tangent=_input_tangent,
+        buffers=_buffers,
+    ),
 )

@@ -94,8 +94,8 @@ def xla_defect(plan: Any) -> str | None:
       are left to XLA, so that 'lax' stays bitwise jax.lax's there (slicing
       first changes the rounding of some of them).
     * ``'negative padding in the input gradient'``: the call's own pads are
-      fine, but in a stride-1 convolution the one JAX builds for the
-      derivative with respect to lhs (:func:`_input_gradient_pads`) has a
+      fine, but in a stride-1 convolution without lhs dilation the one JAX
+      builds for the derivative with respect to lhs (:func:`_input_gradient_pads`) has a
       negative pad (a pad larger than the dilated kernel less one). With a
       negative low and a positive high pad there, its gradient was garbage
       in 1-D and 2-D samples; the class takes every negative pad, to be
@@ -112,7 +112,8 @@ def xla_defect(plan: Any) -> str | None:
                 return "operand swap"
     if plan.n == 2 and plan.lhs_dilation == (1, 1) and any(lo < 0 < hi for lo, hi in pads):
         return "negative padding"
-    if all(v == 1 for v in plan.window_strides) and any(lo < 0 or hi < 0 for lo, hi in _input_gradient_pads(plan)):
+    unit_steps = all(v == 1 for v in (*plan.window_strides, *plan.lhs_dilation))  # the gradient is a stride-1 call
+    if unit_steps and any(lo < 0 or hi < 0 for lo, hi in _input_gradient_pads(plan)):
         return "negative padding in the input gradient"
     return None
 

@@ -42,9 +42,9 @@ def test_auto_rule():
     assert _auto.choose_transpose(_config(4, 2, (2, 2), c=128, o=64), f32, "cpu") == "phase"
 
 
-def test_forward_auto_is_lax():
+def test_forward_auto_is_xla():
     plan = _plan.forward(fn="conv", lhs_shape=(1, 1, 4), rhs_shape=(1, 1, 2), window_strides=(1,), padding="SAME")
-    assert plan.method == "lax"
+    assert plan.method == "xla"
 
 
 def test_small_transposed_convolutions_are_lax():

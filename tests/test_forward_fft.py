@@ -337,10 +337,10 @@ def test_auto_picks_fft_for_large_kernels_only_where_it_may():
     assert _planned(*big, (1,), "SAME") == "fft"
     assert _planned(*big, (1,), "CIRCULAR") == "fft"
     assert _planned((1, 1, 256, 256), (1, 1, 256, 256), (1, 1), "CIRCULAR") == "fft"
-    assert _planned(*big, (2,), "SAME") == "lax"  # strides: never 'fft'
-    assert _planned(*big, (1,), [(0, 0)], lhs_dilation=(2,)) == "lax"  # lhs_dilation: never 'fft'
-    assert _planned(*big, (1,), "SAME", dtype=jnp.float16) == "lax"
-    assert _planned((4, 64, 512), (64, 64, 9), (1,), "SAME") == "lax"  # many channels, small kernel
+    assert _planned(*big, (2,), "SAME") == "xla"  # strides: never 'fft'
+    assert _planned(*big, (1,), [(0, 0)], lhs_dilation=(2,)) == "xla"  # lhs_dilation: never 'fft'
+    assert _planned(*big, (1,), "SAME", dtype=jnp.float16) == "xla"
+    assert _planned((4, 64, 512), (64, 64, 9), (1,), "SAME") == "xla"  # many channels, small kernel
     # the rule is the documented cost model with its margin
     plan = _plan.forward(
         fn="f", lhs_shape=big[0], rhs_shape=big[1], window_strides=(1,), padding="SAME", dtypes=None, method="lax"

@@ -22,8 +22,9 @@ import unitconv
 from tests.marks import slow_values_except
 from tests.oracles import TOL, randn
 from unitconv import _auto, _plan
+from unitconv._methods import forward
 
-METHODS = ("patches", "taps", "depthwise", "fold")
+METHODS = ("patches", "taps", "depthwise", "fold", "rows")
 DN = {1: ("NHC", "HIO", "NHC"), 2: ("NHWC", "HWIO", "NHWC"), 3: ("NDHWC", "DHWIO", "NDHWC")}
 F32 = (jnp.dtype(jnp.float32), jnp.dtype(jnp.float32))
 
@@ -115,9 +116,27 @@ def test_every_method_equals_lax(rng, idx):
 
 
 def _gradient_cases(idx):
-    """The methods that compute case ``idx`` themselves (not by falling back)."""
+    """The methods that compute case ``idx`` themselves (not by falling back), and 'lax' where its rule applies."""
     lhs, rhs, strides, padding, kw = _case(np.random.default_rng(0), idx)
-    return [m for m in METHODS if _resolved(m, lhs, rhs, strides, padding, kw) == m]
+    ours = [m for m in METHODS if _resolved(m, lhs, rhs, strides, padding, kw) == m]
+    return ours + (["lax"] if _lax_has_rule(lhs, rhs, strides, padding, kw) else [])
+
+
+def _lax_has_rule(lhs, rhs, strides, padding, kw):
+    """Whether 'lax' differentiates this call by unitconv's rule (kernel tangent 'rows')."""
+    plan = _plan.forward(
+        fn="f",
+        lhs_shape=lhs.shape,
+        rhs_shape=rhs.shape,
+        window_strides=strides,
+        padding=padding,
+        method="lax",
+        dtypes=(lhs.dtype, rhs.dtype),
+        **kw,
+    )
+    from unitconv._methods import get
+
+    return get("lax").kernel_tangent(plan, (lhs.dtype, rhs.dtype)) == "rows"
 
 
 def _transforms(f, lhs, rhs, ct, tangents):
@@ -148,7 +167,7 @@ def test_gradients_and_transforms_equal_lax(rng, idx, method):
 
 
 #: A small case each method computes itself: 1-D depthwise with multiplier 2, 1-D grouped, 2-D grouped.
-CHECK = {"depthwise": 3, "patches": 1, "taps": 1, "fold": 6}
+CHECK = {"depthwise": 3, "patches": 1, "taps": 1, "fold": 6, "rows": 4}
 
 
 @pytest.mark.parametrize("method", slow_values_except(METHODS, keep=("taps",)))
@@ -170,7 +189,7 @@ def test_check_grads_both_modes_and_second_order(rng, method):
 
 @pytest.mark.parametrize("method", METHODS)
 def test_vmap_and_quantities(rng, method):
-    idx = 7 if method == "depthwise" else 9
+    idx = {"depthwise": 7, "rows": 4}.get(method, 9)
     lhs, rhs, strides, padding, kw = _case(rng, idx)
     stacked = jnp.stack([lhs, 2 * lhs])
     got = jax.vmap(_ours(method, strides, padding, kw), in_axes=(0, None))(stacked * u.mV, rhs * u.nS)
@@ -225,12 +244,12 @@ def test_lax_on_plain_arrays_is_bitwise_jax_lax(rng):
 # --- what 'auto' picks for a forward convolution -------------------------------------------
 
 
-def _fplan(n, spatial, c, o, k, groups=1, padding="SAME", **kw):
+def _fplan(n, spatial, c, o, k, groups=1, padding="SAME", window_strides=None, **kw):
     return _plan.forward(
         fn="conv_general_dilated",
         lhs_shape=(2, *(spatial,) * n, c),
         rhs_shape=(*(k,) * n, c // groups, o),
-        window_strides=(1,) * n,
+        window_strides=window_strides or (1,) * n,
         padding=padding,
         dimension_numbers=DN[n],
         feature_group_count=groups,
@@ -246,29 +265,38 @@ def test_choose_forward_rules():
     plain_2d = _fplan(2, 32, 64, 64, 3)
     for plan in (depthwise, one_by_one, volumetric, plain_2d):
         assert _auto.forward_macs(plan) >= _auto.SMALL_MACS
-        # Elsewhere than on CPU, and for dtypes not measured, jax.lax's computation.
-        assert _auto.choose_forward(plan, f32, "gpu") == "lax"
-        assert _auto.choose_forward(plan, jnp.float64, "cpu") == "lax"
+        # Elsewhere than on CPU, and for dtypes not measured, jax.lax unchanged.
+        assert _auto.choose_forward(plan, f32, "gpu") == "xla"
+        assert _auto.choose_forward(plan, jnp.float64, "cpu") == "xla"
     assert _auto.choose_forward(depthwise, f32, "cpu") == "depthwise"
     assert _auto.choose_forward(one_by_one, f32, "cpu") == "patches"
     assert _auto.choose_forward(volumetric, f32, "cpu") == "fold"
+    # A 2-D convolution whose rows fit the budget: jax.lax's value, the rows' kernel gradient.
     assert _auto.choose_forward(plain_2d, f32, "cpu") == "lax"
+    rows = 2 * 34 * 32 * 3 * 64  # batch x padded rows x output columns x (k_last * C), and the products
+    assert sum(4 * np.prod(s) for _, s in forward.rows_buffers(plain_2d)) == 4 * (rows + rows)
+    # Larger rows than ROWS_GRADIENT_BYTES, a 1-D convolution, a stride in the first dimension: jax.lax.
+    big = _fplan(2, 512, 64, 64, 3)
+    assert sum(4 * np.prod(s) for _, s in forward.rows_buffers(big)) > _auto.ROWS_GRADIENT_BYTES
+    assert _auto.choose_forward(big, f32, "cpu") == "xla"
+    assert _auto.choose_forward(_fplan(1, 4096, 64, 64, 9), f32, "cpu") == "xla"
+    assert _auto.choose_forward(_fplan(2, 32, 64, 64, 3, window_strides=(2, 1)), f32, "cpu") == "xla"
     # Grouped but not depthwise, and a grouped 1x1: jax.lax.
-    assert _auto.choose_forward(_fplan(2, 32, 128, 128, 3, groups=32), f32, "cpu") == "lax"
+    assert _auto.choose_forward(_fplan(2, 32, 128, 128, 3, groups=32), f32, "cpu") == "xla"
     # Small calls: jax.lax (2 x 4 x 4 outputs x 4 channels x 9 taps x 1).
     small = _fplan(2, 4, 4, 4, 3, groups=4)
     assert _auto.forward_macs(small) == 2 * 4 * 4 * 4 * 9 < _auto.SMALL_MACS
-    assert _auto.choose_forward(small, f32, "cpu") == "lax"
+    assert _auto.choose_forward(small, f32, "cpu") == "xla"
     # lhs_dilation, batch groups: jax.lax.
     dilated = _fplan(2, 32, 128, 128, 3, groups=128, lhs_dilation=(2, 2), padding=[(1, 1)] * 2)
-    assert _auto.choose_forward(dilated, f32, "cpu") == "lax"
+    assert _auto.choose_forward(dilated, f32, "cpu") == "xla"
 
 
 def test_auto_resolves_through_choose_forward_on_this_backend():
     plan = _fplan(3, 16, 16, 32, 3, method="auto", dtypes=F32, backend="cpu")
     assert plan.method == _auto.choose_forward(plan, jnp.float32, "cpu")
     plan = _fplan(3, 16, 16, 32, 3, method="auto", dtypes=F32, backend="gpu")
-    assert plan.method == "lax"
+    assert plan.method == "xla"
 
 
 # --- the layers pass `method` through --------------------------------------------------------
@@ -341,7 +369,7 @@ def test_layers_pass_method_through(layer):
 @pytest.mark.parametrize("method", METHODS)
 def test_other_dtypes(rng, method, dtype):
     with jax.enable_x64(dtype == jnp.float64):
-        lhs, rhs, strides, padding, kw = _case(rng, 7 if method == "depthwise" else 9)
+        lhs, rhs, strides, padding, kw = _case(rng, {"depthwise": 7, "rows": 4}.get(method, 9))
         lhs, rhs = lhs.astype(dtype), rhs.astype(dtype)
         if dtype == jnp.complex64:
             lhs, rhs = lhs + 1j * lhs[::-1].astype(dtype), rhs - 1j * rhs.astype(dtype)

@@ -299,7 +299,7 @@ def test_method_is_checked_up_front():
         lhs_dilated_conv(x, w, (2,), [(1, 1)], (1,), DN[1], method="LAX")
     with pytest.raises(
         ValueError,
-        match=r"conv_general_dilated: `method` must be one of 'auto', 'xla', 'lax', 'patches', 'taps', 'depthwise', 'fold', 'fft', got 'phase'",
+        match=r"conv_general_dilated: `method` must be one of 'auto', 'xla', 'lax', 'patches', 'taps', 'depthwise', 'fold', 'rows', 'fft', got 'phase'",
     ):
         unitconv.conv_general_dilated(jnp.ones((1, 1, 3)), jnp.ones((1, 1, 2)), (1,), "SAME", method="phase")
 

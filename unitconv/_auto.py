@@ -15,6 +15,7 @@ from typing import Any
 import jax
 import jax.numpy as jnp
 
+from unitconv._methods import forward
 from unitconv._methods.polyphase import phase_combos, phase_groups
 
 #: Below this many output channels per stride-1 convolution (on average over
@@ -75,12 +76,13 @@ def choose_forward(plan: Any, dtype: Any, backend: str) -> str:
 
     Calibrated on the forward suite of ``benchmarks/run.py`` (F1-F7) on a
     2-core x86 CPU; wherever no method was measured faster, the answer is
-    ``'lax'`` (bitwise jax.lax):
+    jax.lax's computation, ``'xla'`` (jax.lax unchanged) or ``'lax'``
+    (bitwise the same value, with the kernel gradient as matrix products):
 
     1. Backends other than CPU, more than one device on the backend (a
        mesh), dtypes other than float32, ``lhs_dilation``, batch groups or
-       ``out_sharding``: ``'lax'``.
-    2. Fewer than :data:`SMALL_MACS` multiply-adds: ``'lax'`` (the fixed
+       ``out_sharding``: ``'xla'``.
+    2. Fewer than :data:`SMALL_MACS` multiply-adds: ``'xla'`` (the fixed
        cost of a call dominates, and XLA's convolution compiles fastest).
     3. One input channel per feature group (depthwise, F3): ``'depthwise'``.
        XLA's CPU grouped convolution runs one small convolution per group
@@ -91,19 +93,26 @@ def choose_forward(plan: Any, dtype: Any, backend: str) -> str:
     5. Three spatial dimensions (F7): ``'fold'``, a sum of XLA 2-D
        convolutions, one per depth tap (measured 6-10x jax.lax forward,
        4.6-4.9x forward+backward; XLA's 3-D CPU kernel is slow).
-    6. Otherwise ``'lax'``: for 1-D and 2-D convolutions with a real
-       kernel (F1, F2, F5, F6) XLA's own CPU convolution runs near the
-       machine's matmul rate and the matrix-product methods measured slower
-       in both passes ('patches' pays for writing its patch buffer, 'taps'
-       for one slice copy per tap; their kernel gradients measured 1.3-11x
-       slower than XLA's own on F1, F5 and F6).
+    6. A 2-D convolution that 'rows' can compute (no feature groups, stride
+       1 in the first dimension) whose rows take at most
+       :data:`ROWS_GRADIENT_BYTES` (F1, F5): ``'lax'``. Its value is
+       jax.lax's; its kernel gradient is the rows' matrix product, which
+       measured 1.2-7x faster than XLA's own kernel gradient over 2-D shapes
+       with buffers up to that size (3.5x on F5, whose 16 channels and batch
+       of one leave XLA's kernel gradient at 10-17 GMAC/s), and 0.77-0.9x
+       above it, where the rows' buffers no longer stay near the cache.
+    7. Otherwise ``'xla'``: XLA's own 1-D and 2-D CPU convolutions run near
+       the machine's matmul rate in the forward pass, and the
+       matrix-product methods measured slower ('patches' pays for writing
+       its patch buffer, 'taps' for one slice copy per tap); in 1-D, XLA's
+       own kernel gradient measured 2-8x faster than the rows' product.
     """
     if backend != "cpu" or len(jax.devices(backend)) > 1 or jnp.dtype(dtype) != jnp.dtype(jnp.float32):
-        return "lax"
+        return "xla"
     if plan.batch_group_count != 1 or any(d != 1 for d in plan.lhs_dilation) or plan.out_sharding is not None:
-        return "lax"
+        return "xla"
     if forward_macs(plan) < SMALL_MACS:
-        return "lax"
+        return "xla"
     n, g = plan.n, plan.feature_group_count
     if g > 1 and plan.conv_rhs[n] == 1:
         return "depthwise"
@@ -111,7 +120,22 @@ def choose_forward(plan: Any, dtype: Any, backend: str) -> str:
         return "patches"
     if n == 3:
         return "fold"
-    return "lax"
+    if (
+        n == 2
+        and forward.rows_applies(plan, (dtype, dtype))
+        and _bytes(forward.rows_buffers(plan)) <= ROWS_GRADIENT_BYTES
+    ):
+        return "lax"
+    return "xla"
+
+
+#: The largest buffers (stacked rows and their products, float32 bytes) for which 'auto'
+#: gives a 2-D forward convolution the rows' kernel gradient ('lax', rule 6 of choose_forward).
+ROWS_GRADIENT_BYTES = 64 * 2**20
+
+
+def _bytes(buffers: list) -> int:
+    return sum(4 * math.prod(shape) for _, shape in buffers)
 
 
 def choose_transpose(plan: Any, dtype: Any, backend: str) -> str:

@@ -107,9 +107,12 @@ def conv_general_dilated(
         ``unit(lhs) * unit(rhs)``.
     method : str, optional
         ``'auto'`` (default), ``'lax'``, ``'xla'``, ``'patches'``,
-        ``'taps'``, ``'depthwise'``, ``'fold'`` or ``'fft'``. ``'xla'`` is
-        jax.lax.conv_general_dilated itself and ``'lax'`` its result bitwise;
-        'patches', 'taps', 'depthwise' and 'fold' compute it as matrix
+        ``'taps'``, ``'depthwise'``, ``'fold'``, ``'rows'`` or ``'fft'``.
+        ``'xla'`` is jax.lax.conv_general_dilated itself (JAX's derivatives)
+        and ``'lax'`` its result bitwise, with the kernel gradient of a 2-D
+        convolution without groups (stride 1 in the first dimension) as a
+        matrix product ('rows'); 'patches', 'taps', 'depthwise', 'fold' and
+        'rows' compute it as matrix
         products or fused multiply-adds (equal to rounding; see
         docs/performance.md), falling back to ``'xla'`` where they do not
         apply. ``'fft'`` computes by real (or complex) FFTs with the channels
@@ -120,7 +123,7 @@ def conv_general_dilated(
         JAX through the FFTs. ``'auto'`` picks ``'fft'`` where a static cost
         model predicts it at least twice as fast on a single CPU device
         (large kernels with few channels), otherwise one of the others per
-        shape on CPU, and ``'lax'`` elsewhere.
+        shape on CPU, and ``'xla'`` elsewhere.
 
     Returns
     -------

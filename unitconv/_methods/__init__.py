@@ -4,7 +4,7 @@ Each module lists its methods, which are registered with :mod:`unitconv._methods
 :mod:`~unitconv._methods.xla` ('xla', 'lax') and
 :mod:`~unitconv._methods.polyphase` ('phase', 'subpixel', 'matmul',
 'col2im'), :mod:`~unitconv._methods.forward` ('patches', 'taps',
-'depthwise', 'fold') and :mod:`~unitconv._methods.spectral` ('fft', for the forward
+'depthwise', 'fold', 'rows') and :mod:`~unitconv._methods.spectral` ('fft', for the forward
 convolutions). Adding a method is a new module here with a ``METHODS`` tuple of
 :class:`Method` entries, plus one registration line below; the cost model that lets
 'auto' pick it lives in :mod:`unitconv._auto`.
@@ -91,6 +91,6 @@ def execute(plan: Any, lhs: Any, rhs: Any, *, differentiable: bool = True) -> An
         lhs = wrap_periodic(plan, lhs)
     if plan.op == "transpose":
         rhs = prepare_kernel(plan, rhs)
-    if differentiable and plan.op in method.rule_ops:
+    if differentiable and plan.op in method.rule_ops and method.kernel_tangent(plan, (lhs.dtype, rhs.dtype)):
         return _derivative.conv(plan, lhs, rhs)
     return primal(plan, lhs, rhs)

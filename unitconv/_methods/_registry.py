@@ -20,6 +20,10 @@ def _never(plan: Any) -> bool:
     return False
 
 
+def _matmul(plan: Any, dtypes: Any) -> str:
+    return "matmul"
+
+
 def _no_buffers(plan: Any) -> list:
     return []
 
@@ -51,9 +55,12 @@ class Method:
         The operations for which the method is differentiated by unitconv's
         rule (:mod:`unitconv._derivative`); for the others JAX differentiates
         ``compute`` itself.
-    kernel_tangent : str
-        The method whose computation is the kernel tangent of the rule (it
-        must be written with matrix products, so that it transposes to them).
+    kernel_tangent : callable
+        ``kernel_tangent(plan, dtypes) -> str | None``: the method whose
+        computation is the kernel tangent of the rule for this plan (it must
+        be written with matrix products, so that it transposes to them), or
+        ``None`` where JAX differentiates ``compute`` itself (no method
+        applies).
     input_tangent : callable or None
         ``compute``'s stand-in for the input tangent ``f(dx, w)`` of the rule
         (``None``: ``compute`` itself). Its transpose is the input gradient,
@@ -82,7 +89,7 @@ class Method:
     compute: Callable[..., Any]
     canonical: bool = True
     rule_ops: frozenset[str] = field(default_factory=frozenset)
-    kernel_tangent: str = "matmul"
+    kernel_tangent: Callable[[Any, Any], str | None] = _matmul
     input_tangent: Callable[..., Any] | None = None
     applies: Callable[[Any, Any], bool] = _always
     takes_raw: Callable[[Any], bool] = _never

@@ -1,6 +1,6 @@
-"""Forward convolutions as matrix products: 'patches', 'taps', 'depthwise' and 'fold'.
+"""Forward convolutions as matrix products: 'patches', 'taps', 'depthwise', 'fold' and 'rows'.
 
-All three compute ``lax.conv_general_dilated`` (no ``lhs_dilation``, one
+All of them compute ``lax.conv_general_dilated`` (no ``lhs_dilation``, one
 batch group) on canonical arrays ``x (N, *spatial, C)`` and ``w (*kernel,
 C/G, O)``, after padding ``x`` once. Kernel tap ``k`` (a multi-index) meets
 the input window that starts at ``k * rhs_dilation`` and steps by the
@@ -20,6 +20,13 @@ window stride, a strided slice of the padded input:
     C``): the sum over taps of elementwise multiply-adds, which XLA fuses
     into one loop (its own grouped convolution on CPU runs one tiny
     convolution per group).
+``'rows'``
+    the last spatial dimension's taps stacked (``k_last`` times the
+    input), one matrix product with the kernel as ``(k_last * C, taps_rest
+    * O)``, then the other taps' contributions summed with shifts. It is
+    also the kernel tangent of ``'lax'``'s derivative rule for 2-D
+    convolutions, whose transpose is a matrix product of the rows with the
+    shifted output cotangent (see :mod:`unitconv._derivative`).
 ``'fold'``
     the taps of the first spatial dimension as a sum of ``(n-1)``-D
     jax.lax convolutions, with that dimension's output rows folded into the
@@ -37,6 +44,7 @@ dtypes, empty operands, ``out_sharding``) fall back to ``'xla'``.
 from __future__ import annotations
 
 import itertools
+import math
 from typing import Any
 
 import jax.numpy as jnp
@@ -188,6 +196,67 @@ def _by_fold(plan: Plan, x: Any, w: Any) -> Any:
     return acc.reshape((x.shape[0], q0, *acc.shape[1:]))
 
 
+#: Positions per matrix product in 'rows': its product, and the kernel gradient that JAX
+#: transposes it into, run as a batch of products of this contraction length (one product
+#: over every position of a large input ran 2-3x slower, and worse with the batch size).
+ROWS_CHUNK = 16384
+
+
+def _chunked_dot(plan: Plan, r: Any, wr: Any) -> Any:
+    """``r (..., K) @ wr (K, M)``, as a batched product over chunks of about :data:`ROWS_CHUNK` positions."""
+    shape = r.shape
+    positions = math.prod(shape[:-1])
+    chunks = max(1, positions // ROWS_CHUNK)
+    while positions % chunks:
+        chunks -= 1
+    if chunks == 1:
+        return _dot(plan, r, wr, 1)
+    rc = r.reshape((chunks, positions // chunks, shape[-1]))
+    wb = jnp.broadcast_to(wr, (chunks, *wr.shape))
+    dims = (((2,), (1,)), ((0,), (0,)))
+    out = lax.dot_general(rc, wb, dims, precision=plan.precision, preferred_element_type=plan.preferred_element_type)
+    return out.reshape((*shape[:-1], wr.shape[-1]))
+
+
+def _by_rows(plan: Plan, x: Any, w: Any) -> Any:
+    """The last spatial dimension's taps stacked, one matrix product, then the other taps summed with shifts.
+
+    ``rows[..., q, (j, c)]`` holds the input under last-dimension tap ``j``
+    of output column ``q``, for every (padded) input row; one product with
+    the kernel as ``(k_last * C, taps_rest * O)`` gives each row's
+    contribution to every other tap, and the output is their sum, each
+    shifted by its tap (times ``rhs_dilation``) along the leading
+    dimensions. The buffer is ``k_last`` times the input (not ``taps``
+    times the output, as for 'patches'), and both matrix dimensions are
+    ``k * channels``; its transpose, the kernel gradient of the rule
+    (``'lax'``, :mod:`unitconv._derivative`), is one matrix product of the
+    rows with the shifted output cotangent.
+    """
+    n = plan.n
+    xp = _padded(plan, x)  # (N, *P, C): leading dimensions at stride 1, so P = Q + (k - 1) d
+    k_last, d_last, s_last = plan.conv_rhs[n - 1], plan.rhs_dilation[n - 1], plan.window_strides[n - 1]
+    q = out_spatial(plan)
+    stop = (q[-1] - 1) * s_last + 1
+    rows = [lax.slice_in_dim(xp, j * d_last, j * d_last + stop, s_last, axis=n) for j in range(k_last)]
+    r = rows[0] if k_last == 1 else jnp.stack(rows, axis=-2)  # (N, *P_lead, Q_last, [k_last,] C)
+    r = r.reshape((*r.shape[: n + 1], -1))
+    lead = plan.conv_rhs[: n - 1]
+    c, o = w.shape[-2], w.shape[-1]
+    # w (*lead, k_last, C, O) -> (k_last, C, *lead, O) -> (k_last * C, taps_lead * O)
+    wr = jnp.transpose(w, (n - 1, n, *range(n - 1), n + 1)).reshape((k_last * c, -1))
+    u = _chunked_dot(plan, r, wr)  # (N, *P_lead, Q_last, taps_lead * O)
+    if n == 1:
+        return u
+    u = u.reshape((*u.shape[:-1], *lead, o))
+    acc = None
+    for ts in itertools.product(*(range(k) for k in lead)):
+        start = [0, *(t * d for t, d in zip(ts, plan.rhs_dilation, strict=False)), 0, *ts, 0]
+        limit = [u.shape[0], *(a + m for a, m in zip(start[1:n], q, strict=False)), q[-1], *(t + 1 for t in ts), o]
+        term = lax.slice(u, start, limit).reshape((u.shape[0], *q, o))
+        acc = term if acc is None else acc + term
+    return acc
+
+
 def _applies(plan: Plan, dtypes: Any) -> bool:
     """Float dtypes, equal on both sides, no lhs dilation or batch groups, non-empty operands and output."""
     if dtypes is None or dtypes[0] != dtypes[1] or not jnp.issubdtype(dtypes[0], jnp.inexact):
@@ -202,6 +271,23 @@ def _applies(plan: Plan, dtypes: Any) -> bool:
 
 def _depthwise_applies(plan: Plan, dtypes: Any) -> bool:
     return _applies(plan, dtypes) and plan.conv_rhs[-2] == 1
+
+
+def rows_buffers(plan: Plan) -> list[tuple[str, tuple[int, ...]]]:
+    """'rows' builds the stacked rows (``k_last`` times the padded input) and every row's product with the kernel."""
+    n, batch = plan.n, plan.conv_lhs[0]
+    q = out_spatial(plan)
+    lead = [m + (k - 1) * d for m, k, d in zip(q[:-1], plan.conv_rhs[: n - 1], plan.rhs_dilation, strict=False)]
+    taps_lead = math.prod(plan.conv_rhs[: n - 1])
+    return [
+        ("the stacked rows of the input", (batch, *lead, q[-1], plan.conv_rhs[n - 1] * plan.conv_rhs[n])),
+        ("the rows' products with the kernel", (batch, *lead, q[-1], taps_lead * plan.conv_rhs[-1])),
+    ]
+
+
+def rows_applies(plan: Plan, dtypes: Any) -> bool:
+    """No feature groups, and stride 1 in every spatial dimension but the last."""
+    return _applies(plan, dtypes) and plan.feature_group_count == 1 and all(v == 1 for v in plan.window_strides[:-1])
 
 
 def _fold_applies(plan: Plan, dtypes: Any) -> bool:
@@ -228,4 +314,5 @@ METHODS = (
     Method("taps", _F, _by_taps, applies=_applies),
     Method("depthwise", _F, _by_depthwise, applies=_depthwise_applies),
     Method("fold", _F, _by_fold, applies=_fold_applies),
+    Method("rows", _F, _by_rows, applies=rows_applies, buffers=rows_buffers),
 )

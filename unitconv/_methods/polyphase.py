@@ -454,7 +454,6 @@ METHODS = tuple(
         _T,
         compute,
         rule_ops=_T,
-        kernel_tangent="matmul",
         input_tangent=input_tangent,
         applies=_applies,
         buffers=buffers,

@@ -6,10 +6,11 @@ that jax.lax.conv_transpose can express, is the jax.lax function itself
 ``lax.conv_general_dilated`` they reduce to. JAX differentiates it.
 
 ``'lax'`` computes the same primal (bitwise equal) and is differentiated by
-unitconv's rule for transposed convolutions (fast kernel gradients); for the
-forward convolutions it is, for now, the same as 'xla'. Both work in the
-plan's own layout: handing XLA the user's layout keeps the result bitwise
-jax.lax's.
+unitconv's rule (fast kernel gradients, as matrix products): for every
+transposed convolution, and for the 2-D forward convolutions that 'rows'
+can compute (:func:`_kernel_tangent`); other forward convolutions get JAX's
+derivatives, as with 'xla'. Both work in the plan's own layout: handing XLA
+the user's layout keeps the result bitwise jax.lax's.
 
 Three classes of valid calls that XLA:CPU gets wrong are routed around, for
 both methods (:func:`xla_defect`, docs/performance.md, "What 'xla' and
@@ -276,6 +277,22 @@ def _buffers(plan: Any) -> list[tuple[str, tuple[int, ...]]]:
     return [("the dilated and padded input", (batch, *padded, c_in))]
 
 
+def _kernel_tangent(plan: Any, dtypes: Any) -> str | None:
+    """The rule's kernel tangent for 'lax': polyphase patches ('matmul') or, for a 2-D forward convolution, 'rows'.
+
+    Other forward convolutions are differentiated by JAX itself, as 'xla'
+    is: 1-D ones (XLA's own kernel gradient measured 2-8x faster than the
+    rows' product there), 3-D ones (not measured), and those that 'rows'
+    cannot compute (feature groups, a stride in the first dimension, lhs
+    dilation, integer dtypes, ...).
+    """
+    if plan.op == "transpose":
+        return "matmul"
+    from unitconv._methods import forward  # the forward methods import this module
+
+    return "rows" if plan.n == 2 and forward.rows_applies(plan, dtypes) else None
+
+
 _BOTH = frozenset({"transpose", "forward"})
 
 #: The methods of this module, registered by ``unitconv._methods``.
@@ -286,7 +303,8 @@ METHODS = (
         _BOTH,
         general,
         canonical=False,
-        rule_ops=frozenset({"transpose"}),
+        rule_ops=_BOTH,
+        kernel_tangent=_kernel_tangent,
         input_tangent=_input_tangent,
         buffers=_buffers,
     ),

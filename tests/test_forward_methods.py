@@ -86,8 +86,8 @@ def _lax(strides, padding, kw):
     return lambda a, b: lax.conv_general_dilated(a, b, strides, padding, **kw)
 
 
-def _resolved(method, lhs, rhs, strides, padding, kw):
-    plan = _plan.forward(
+def _planned(method, lhs, rhs, strides, padding, kw):
+    return _plan.forward(
         fn="conv_general_dilated",
         lhs_shape=lhs.shape,
         rhs_shape=rhs.shape,
@@ -97,7 +97,10 @@ def _resolved(method, lhs, rhs, strides, padding, kw):
         dtypes=(lhs.dtype, rhs.dtype),
         **kw,
     )
-    return plan.method
+
+
+def _resolved(method, lhs, rhs, strides, padding, kw):
+    return _planned(method, lhs, rhs, strides, padding, kw).method
 
 
 @pytest.mark.parametrize(
@@ -124,16 +127,7 @@ def _gradient_cases(idx):
 
 def _lax_has_rule(lhs, rhs, strides, padding, kw):
     """Whether 'lax' differentiates this call by unitconv's rule (kernel tangent 'rows')."""
-    plan = _plan.forward(
-        fn="f",
-        lhs_shape=lhs.shape,
-        rhs_shape=rhs.shape,
-        window_strides=strides,
-        padding=padding,
-        method="lax",
-        dtypes=(lhs.dtype, rhs.dtype),
-        **kw,
-    )
+    plan = _planned("lax", lhs, rhs, strides, padding, kw)
     from unitconv._methods import get
 
     return get("lax").kernel_tangent(plan, (lhs.dtype, rhs.dtype)) == "rows"

@@ -328,7 +328,7 @@ def _planned(xs, ws, strides, pad, dtype=jnp.float32, **kw):
 
 def test_auto_keeps_lax_bitwise_for_small_kernels():
     x, w = randn(26, (2, 8, 32, 32)), randn(27, (8, 8, 3, 3))
-    assert _planned(x.shape, w.shape, (1, 1), "SAME") == "lax"
+    assert _planned(x.shape, w.shape, (1, 1), "SAME") == "xla"
     np.testing.assert_array_equal(unitconv.conv(x, w, (1, 1), "SAME"), lax.conv(x, w, (1, 1), "SAME"))
 
 

@@ -238,10 +238,10 @@ def test_lax_on_plain_arrays_is_bitwise_jax_lax(rng):
 # --- what 'auto' picks for a forward convolution -------------------------------------------
 
 
-def _fplan(n, spatial, c, o, k, groups=1, padding="SAME", window_strides=None, **kw):
+def _fplan(n, spatial, c, o, k, groups=1, padding="SAME", window_strides=None, batch=2, **kw):
     return _plan.forward(
         fn="conv_general_dilated",
-        lhs_shape=(2, *(spatial,) * n, c),
+        lhs_shape=(batch, *(spatial,) * n, c),
         rhs_shape=(*(k,) * n, c // groups, o),
         window_strides=window_strides or (1,) * n,
         padding=padding,
@@ -265,16 +265,26 @@ def test_choose_forward_rules():
     assert _auto.choose_forward(depthwise, f32, "cpu") == "depthwise"
     assert _auto.choose_forward(one_by_one, f32, "cpu") == "patches"
     assert _auto.choose_forward(volumetric, f32, "cpu") == "fold"
-    # A 2-D convolution whose rows fit the budget: jax.lax's value, the rows' kernel gradient.
-    assert _auto.choose_forward(plain_2d, f32, "cpu") == "lax"
-    rows = 2 * 34 * 32 * 3 * 64  # batch x padded rows x output columns x (k_last * C), and the products
-    assert sum(4 * np.prod(s) for _, s in forward.rows_buffers(plain_2d)) == 4 * (rows + rows)
+    # A 2-D convolution with 64 channels: XLA's own kernel gradient is fast, so jax.lax unchanged.
+    assert _auto.choose_forward(plain_2d, f32, "cpu") == "xla"
+    # Few channels, a batch of two, 128 x 128 outputs, rows within the budget: jax.lax's value
+    # with the rows' kernel gradient.
+    few = _fplan(2, 128, 16, 16, 7)
+    assert _auto.xla_kernel_gradient_is_slow(few)
+    rows = 2 * 134 * 128 * 7 * 16  # batch x padded rows x output columns x (k_last * C), and the products
+    assert sum(4 * np.prod(s) for _, s in forward.rows_buffers(few)) == 4 * (rows + rows) <= _auto.ROWS_GRADIENT_BYTES
+    assert _auto.choose_forward(few, f32, "cpu") == "lax"
+    # One more channel, a batch of four, smaller images: XLA's kernel gradient, jax.lax unchanged.
+    for other in (_fplan(2, 128, 17, 16, 7), _fplan(2, 128, 16, 16, 7, batch=4), _fplan(2, 64, 16, 16, 7)):
+        assert not _auto.xla_kernel_gradient_is_slow(other)
+        assert _auto.choose_forward(other, f32, "cpu") == "xla"
     # Larger rows than ROWS_GRADIENT_BYTES, a 1-D convolution, a stride in the first dimension: jax.lax.
-    big = _fplan(2, 512, 64, 64, 3)
+    big = _fplan(2, 512, 16, 16, 7)
+    assert _auto.xla_kernel_gradient_is_slow(big)
     assert sum(4 * np.prod(s) for _, s in forward.rows_buffers(big)) > _auto.ROWS_GRADIENT_BYTES
     assert _auto.choose_forward(big, f32, "cpu") == "xla"
     assert _auto.choose_forward(_fplan(1, 4096, 64, 64, 9), f32, "cpu") == "xla"
-    assert _auto.choose_forward(_fplan(2, 32, 64, 64, 3, window_strides=(2, 1)), f32, "cpu") == "xla"
+    assert _auto.choose_forward(_fplan(2, 128, 16, 16, 7, window_strides=(2, 1)), f32, "cpu") == "xla"
     # Grouped but not depthwise, and a grouped 1x1: jax.lax.
     assert _auto.choose_forward(_fplan(2, 32, 128, 128, 3, groups=32), f32, "cpu") == "xla"
     # Small calls: jax.lax (2 x 4 x 4 outputs x 4 channels x 9 taps x 1).

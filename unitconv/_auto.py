@@ -94,13 +94,16 @@ def choose_forward(plan: Any, dtype: Any, backend: str) -> str:
        convolutions, one per depth tap (measured 6-10x jax.lax forward,
        4.6-4.9x forward+backward; XLA's 3-D CPU kernel is slow).
     6. A 2-D convolution that 'rows' can compute (no feature groups, stride
-       1 in the first dimension) whose rows take at most
-       :data:`ROWS_GRADIENT_BYTES` (F1, F5): ``'lax'``. Its value is
-       jax.lax's; its kernel gradient is the rows' matrix product, which
-       measured 1.2-7x faster than XLA's own kernel gradient over 2-D shapes
-       with buffers up to that size (3.5x on F5, whose 16 channels and batch
-       of one leave XLA's kernel gradient at 10-17 GMAC/s), and 0.77-0.9x
-       above it, where the rows' buffers no longer stay near the cache.
+       1 in the first dimension) on which XLA's own kernel gradient is slow
+       (:func:`xla_kernel_gradient_is_slow`: few channels, a batch of one or
+       two, large images; F5) and whose rows take at most
+       :data:`ROWS_GRADIENT_BYTES`: ``'lax'``. Its value is jax.lax's; its
+       kernel gradient is the rows' matrix product, measured 1.7-3.2x faster
+       forward+backward than XLA's there (2.6x on F5). With more channels or
+       a larger batch, XLA's kernel gradient measured faster (the rows'
+       product 0.6-0.9x over 2-D shapes with 16-256 channels and batches of
+       1-32), and above the buffer bound the rows no longer stay near the
+       cache.
     7. Otherwise ``'xla'``: XLA's own 1-D and 2-D CPU convolutions run near
        the machine's matmul rate in the forward pass, and the
        matrix-product methods measured slower ('patches' pays for writing
@@ -123,6 +126,7 @@ def choose_forward(plan: Any, dtype: Any, backend: str) -> str:
     if (
         n == 2
         and forward.rows_applies(plan, (dtype, dtype))
+        and xla_kernel_gradient_is_slow(plan)
         and _bytes(forward.rows_buffers(plan)) <= ROWS_GRADIENT_BYTES
     ):
         return "lax"
@@ -132,6 +136,33 @@ def choose_forward(plan: Any, dtype: Any, backend: str) -> str:
 #: The largest buffers (stacked rows and their products, float32 bytes) for which 'auto'
 #: gives a 2-D forward convolution the rows' kernel gradient ('lax', rule 6 of choose_forward).
 ROWS_GRADIENT_BYTES = 64 * 2**20
+
+#: At most this many input and output channels, at most :data:`FEW_BATCH` images and at least
+#: :data:`MANY_POSITIONS` output positions per image: XLA's CPU kernel gradient of a 2-D forward
+#: convolution runs at a fraction of the matmul rate (10-17 GMAC/s on F5).
+FEW_CHANNELS = 16
+FEW_BATCH = 2
+MANY_POSITIONS = 128 * 128
+
+
+def xla_kernel_gradient_is_slow(plan: Any) -> bool:
+    """Whether XLA's own kernel gradient of a 2-D forward convolution is measured slow: few channels, few large images.
+
+    That gradient is a convolution whose window is the whole output image
+    and whose result is the small kernel; XLA:CPU contracts it over the
+    batch and the channels, and with a batch of one or two and at most
+    :data:`FEW_CHANNELS` channels it measured 1.7-3.2x slower than the rows'
+    matrix product (2-D, 128 x 128 to 512 x 512 images, 8-16 channels,
+    kernels 3-7). With 32 or more channels, or a batch of four or more, it
+    measured faster than the rows' product.
+    """
+    n, out_spatial = plan.n, forward.out_spatial(plan)
+    return (
+        plan.conv_lhs[0] <= FEW_BATCH
+        and plan.conv_rhs[n] <= FEW_CHANNELS
+        and plan.conv_rhs[n + 1] <= FEW_CHANNELS
+        and math.prod(out_spatial) >= MANY_POSITIONS
+    )
 
 
 def _bytes(buffers: list) -> int:

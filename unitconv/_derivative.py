@@ -6,25 +6,29 @@ For ``y = f(x, w)``, bilinear, the tangent is ``f(dx, w) + g(x, dw)``:
   single zero-padded convolution of ``'subpixel'``), so its transpose (the
   input gradient) is what JAX derives from that computation: a strided
   convolution for ``'lax'``, stride-1 phase convolutions for ``'phase'``.
-* ``g(x, dw)`` is the same product written with ``lax.dot_general``
-  over stacked shifted windows of ``x`` (the method's ``kernel_tangent``):
-  for a transposed convolution the polyphase "patches" of 'matmul', for a
-  forward one the "rows" of 'rows' (the last dimension's taps stacked, the
-  other taps summed with shifts). Its transpose, the kernel gradient, is
-  therefore one matrix product (per phase), instead of the convolution with
-  a huge window and tiny output that XLA's own transpose rule produces
-  (which runs at well under 1 GFLOP/s on CPU for transposed convolutions,
-  and at a fraction of the matmul rate for forward ones with few channels
-  and a large kernel). For transposed convolutions ``g`` is wrapped in
+* ``g(x, dw)`` is the same product computed by the method that the
+  method's ``kernel_tangent`` names, chosen for its transpose, the kernel
+  gradient. For a transposed convolution ('lax' and the polyphase methods)
+  it is the polyphase "patches" of 'matmul', and for a 2-D forward one
+  under 'lax' the "rows" of 'rows' (the last dimension's taps stacked, the
+  other taps summed with shifts): written with ``lax.dot_general``, their
+  kernel gradient is one matrix product (per phase), instead of the
+  convolution with a huge window and tiny output that XLA's own transpose
+  rule produces (which runs at well under 1 GFLOP/s on CPU for transposed
+  convolutions, and at a fraction of the matmul rate for forward ones with
+  few channels and large images). 'depthwise' is its own kernel tangent (a
+  scan over taps, whose transpose is one fused multiply-reduce per tap),
+  and 'rows' names 'xla' (XLA's own kernel gradient) where that is
+  measured faster than the rows' product. For transposed convolutions ``g`` is wrapped in
   :func:`jax.checkpoint`, so the patches are rebuilt in the backward pass
   instead of being stored; a forward convolution's rows are kept.
 
 Because the rule is a JVP made of linear primitives, forward mode, reverse
 mode, :func:`jax.linear_transpose`, higher derivatives and :func:`jax.vmap`
 all work; a ``custom_vjp`` would lose the first three. Methods whose
-registration does not list an operation in ``rule_ops`` (``'xla'``, and the
-forward methods other than ``'lax'``), or whose ``kernel_tangent`` names
-none for a plan, are differentiated by JAX itself.
+registration does not list an operation in ``rule_ops`` (``'xla'``,
+``'patches'``, ``'taps'``, ``'fold'`` and ``'fft'``), or whose
+``kernel_tangent`` names none for a plan, are differentiated by JAX itself.
 """
 
 from __future__ import annotations
@@ -41,7 +45,7 @@ from unitconv._methods import _registry
 def _kernel_tangent(plan: Any, lhs: Any, rhs_dot: Any) -> Any:
     """``f(lhs, rhs_dot)`` as matrix products, so that it transposes to matrix products."""
     name = _registry.get(plan.method).kernel_tangent(plan, (lhs.dtype, rhs_dot.dtype))
-    return _registry.primal(plan, lhs, rhs_dot, name)
+    return _registry.primal(plan, lhs, rhs_dot, name, kernel_tangent=True)
 
 
 def conv(plan: Any, lhs: Any, rhs: Any) -> Any:

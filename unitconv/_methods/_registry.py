@@ -57,16 +57,21 @@ class Method:
         ``compute`` itself.
     kernel_tangent : callable
         ``kernel_tangent(plan, dtypes) -> str | None``: the method whose
-        computation is the kernel tangent of the rule for this plan (it must
-        be written with matrix products, so that it transposes to them), or
-        ``None`` where JAX differentiates ``compute`` itself (no method
-        applies).
+        computation is the kernel tangent of the rule for this plan (written
+        so that JAX transposes it into a fast kernel gradient: matrix
+        products, 'depthwise''s scan of multiply-reduces, or XLA's own
+        kernel gradient by naming ``'xla'``), or ``None`` where JAX
+        differentiates ``compute`` itself.
     input_tangent : callable or None
         ``compute``'s stand-in for the input tangent ``f(dx, w)`` of the rule
         (``None``: ``compute`` itself). Its transpose is the input gradient,
         which never sees the input's values, so it may multiply zero taps
         against the input where ``compute`` must not (a NaN or an Inf there
         would spread, see :mod:`unitconv._methods.polyphase`).
+    as_kernel_tangent : callable or None
+        ``compute``'s stand-in where a ``kernel_tangent`` names this method
+        (``None``: ``compute`` itself). Its transpose is the kernel
+        gradient, so it is written for that transpose (see 'depthwise').
     applies : callable
         ``applies(plan, dtypes) -> bool``: whether the method can compute this
         plan; when it cannot, the call falls back to ``'xla'``.
@@ -91,6 +96,7 @@ class Method:
     rule_ops: frozenset[str] = field(default_factory=frozenset)
     kernel_tangent: Callable[[Any, Any], str | None] = _matmul
     input_tangent: Callable[..., Any] | None = None
+    as_kernel_tangent: Callable[..., Any] | None = None
     applies: Callable[[Any, Any], bool] = _always
     takes_raw: Callable[[Any], bool] = _never
     check: Callable[[str, Any, Any], None] = _no_check
@@ -122,13 +128,19 @@ def names(op: str) -> tuple[str, ...]:
     return ("auto", *(m.name for m in _REGISTRY.values() if op in m.ops))
 
 
-def primal(plan: Any, lhs: Any, rhs: Any, name: str | None = None, *, input_tangent: bool = False) -> Any:
+def primal(
+    plan: Any, lhs: Any, rhs: Any, name: str | None = None, *, input_tangent: bool = False, kernel_tangent: bool = False
+) -> Any:
     """Method ``name`` (default: the plan's) on operands in the plan's layout; result in its output layout.
 
-    With ``input_tangent``, the method's :attr:`Method.input_tangent` computes it (when it has one).
+    With ``input_tangent`` (``kernel_tangent``), the method's
+    :attr:`Method.input_tangent` (:attr:`Method.as_kernel_tangent`) computes
+    it, when it has one.
     """
     method = get(name or plan.method)
-    compute = (input_tangent and method.input_tangent) or method.compute
+    compute = (
+        (input_tangent and method.input_tangent) or (kernel_tangent and method.as_kernel_tangent) or method.compute
+    )
     if not method.canonical:
         return compute(plan, lhs, rhs)
     return _layout.in_canonical(lambda a, b: compute(plan, a, b), plan.dn, lhs, rhs)

@@ -90,9 +90,10 @@ def choose_forward(plan: Any, dtype: Any, backend: str) -> str:
     4. A 1x1 kernel (every kernel size 1) without groups (F4):
        ``'patches'``, a single matrix product of the (strided) input with
        the kernel (measured 1.4x jax.lax forward, 2.3-3.5x forward+backward).
-    5. Three spatial dimensions (F7): ``'fold'``, a sum of XLA 2-D
-       convolutions, one per depth tap (measured 6-10x jax.lax forward,
-       4.6-4.9x forward+backward; XLA's 3-D CPU kernel is slow).
+    5. Three spatial dimensions (F7): ``'fold'``, one XLA 2-D convolution
+       with the depth taps stacked into the channels (measured 4-5x
+       jax.lax forward+backward and 2-4x forward on 3-D shapes; XLA's 3-D
+       CPU kernel is slow).
     6. A 2-D convolution that 'rows' can compute (no feature groups, stride
        1 in the first dimension) on which XLA's own kernel gradient is slow
        (:func:`xla_kernel_gradient_is_slow`: few channels, a batch of one or

@@ -28,10 +28,10 @@ window stride, a strided slice of the padded input:
     convolutions, whose transpose is a matrix product of the rows with the
     shifted output cotangent (see :mod:`unitconv._derivative`).
 ``'fold'``
-    the taps of the first spatial dimension as a sum of ``(n-1)``-D
-    jax.lax convolutions, with that dimension's output rows folded into the
-    batch: a 3-D convolution becomes ``k_D`` 2-D ones (XLA's 2-D CPU kernel
-    is far faster than its 3-D one).
+    the first spatial dimension's output rows folded into the batch and its
+    taps into the channels: a 3-D convolution becomes one 2-D convolution
+    with ``k_D`` times the input channels (XLA's 2-D CPU kernel is far
+    faster than its 3-D one).
 
 JAX differentiates 'patches', 'taps' and 'fold' itself: a slice transposes
 to a pad, a pad to a slice, and the products to products, so the kernel
@@ -208,34 +208,49 @@ def _depthwise_scan(plan: Plan, x: Any, w: Any) -> Any:
 
 
 def _by_fold(plan: Plan, x: Any, w: Any) -> Any:
-    """The first spatial dimension's taps as a sum of ``(n-1)``-D jax.lax convolutions.
+    """The first spatial dimension's taps stacked into the channels: one ``(n-1)``-D jax.lax convolution.
 
-    The output rows of that dimension are folded into the batch, so each tap
-    is one convolution of XLA's well-tuned lower-dimensional kernel.
+    The output rows of that dimension are folded into the batch and its
+    ``k_0`` taps into the channels (per feature group: ``(G, k_0, C/G)``),
+    so a 3-D convolution is one 2-D convolution of XLA's well-tuned kernel
+    with ``k_0`` times the input channels. Against a sum of ``k_0`` 2-D
+    convolutions (one per tap), it measured 1.2-1.6x faster forward+backward
+    on 3-D shapes (F7: 24 against 34 ms) and 0.8-1.6x forward.
     """
-    n = plan.n
+    n, g = plan.n, plan.feature_group_count
     pads = explicit_pads(plan)
-    q0, s0, d0 = out_spatial(plan)[0], plan.window_strides[0], plan.rhs_dilation[0]
-    need = (plan.conv_rhs[0] - 1) * d0 + (q0 - 1) * s0 + 1
+    q0, s0, d0, k0 = out_spatial(plan)[0], plan.window_strides[0], plan.rhs_dilation[0], plan.conv_rhs[0]
+    need = (k0 - 1) * d0 + (q0 - 1) * s0 + 1
     widths = [(0, 0, 0), (pads[0][0], need - pads[0][0] - x.shape[1], 0)] + [(0, 0, 0)] * n
     xp = x if all(v == (0, 0, 0) for v in widths) else lax.pad(x, jnp.zeros((), x.dtype), widths)
-    acc = None
-    for j in range(plan.conv_rhs[0]):
+    c = x.shape[-1]
+    rows = []
+    for j in range(k0):
         v = lax.slice_in_dim(xp, j * d0, j * d0 + (q0 - 1) * s0 + 1, s0, axis=1)  # (N, Q0, *rest, C)
-        v = v.reshape((v.shape[0] * q0, *v.shape[2:]))
-        term = lax.conv_general_dilated(
-            v,
-            w[j],
-            plan.window_strides[1:],
-            pads[1:],
-            rhs_dilation=plan.rhs_dilation[1:],
-            dimension_numbers=_layout.channels_last(n + 1),
-            feature_group_count=plan.feature_group_count,
-            precision=plan.precision,
-            preferred_element_type=plan.preferred_element_type,
-        )
-        acc = term if acc is None else acc + term
-    return acc.reshape((x.shape[0], q0, *acc.shape[1:]))
+        rows.append(v.reshape((x.shape[0] * q0, *v.shape[2:-1], g, c // g)))
+    v = rows[0] if k0 == 1 else jnp.stack(rows, axis=-2)  # (N * Q0, *rest, G, [k0,] C/G)
+    v = v.reshape((*v.shape[:n], k0 * c))
+    wk = jnp.moveaxis(w, 0, n - 1)  # (*rest, k0, C/G, O)
+    wk = wk.reshape((*wk.shape[: n - 1], k0 * w.shape[-2], w.shape[-1]))
+    out = lax.conv_general_dilated(
+        v,
+        wk,
+        plan.window_strides[1:],
+        pads[1:],
+        rhs_dilation=plan.rhs_dilation[1:],
+        dimension_numbers=_layout.channels_last(n + 1),
+        feature_group_count=g,
+        precision=plan.precision,
+        preferred_element_type=plan.preferred_element_type,
+    )
+    return out.reshape((x.shape[0], q0, *out.shape[1:]))
+
+
+def fold_buffers(plan: Plan) -> list[tuple[str, tuple[int, ...]]]:
+    """'fold' stacks the first dimension's taps of the input into the channels."""
+    n, batch = plan.n, plan.conv_lhs[0]
+    shape = (batch * out_spatial(plan)[0], *plan.conv_lhs[2 : n + 1], plan.conv_rhs[0] * plan.conv_lhs[n + 1])
+    return [("the first dimension's taps stacked into the channels", shape)]
 
 
 #: Positions per matrix product in 'rows': its product, and the kernel gradient that JAX
@@ -383,7 +398,7 @@ METHODS = (
         as_kernel_tangent=_depthwise_scan,
         applies=_depthwise_applies,
     ),
-    Method("fold", _F, _by_fold, applies=_fold_applies),
+    Method("fold", _F, _by_fold, applies=_fold_applies, buffers=fold_buffers),
     Method(
         "rows",
         _F,

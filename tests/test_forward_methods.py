@@ -265,8 +265,16 @@ def test_choose_forward_rules():
     assert _auto.choose_forward(depthwise, f32, "cpu") == "depthwise"
     assert _auto.choose_forward(one_by_one, f32, "cpu") == "patches"
     assert _auto.choose_forward(volumetric, f32, "cpu") == "fold"
-    # A 2-D convolution with 64 channels: XLA's own kernel gradient is fast, so jax.lax unchanged.
-    assert _auto.choose_forward(plain_2d, f32, "cpu") == "xla"
+    # A 2-D convolution with 64 channels whose rows fit ROWS_FORWARD_BYTES: 'rows' (XLA's own
+    # kernel gradient, which is fast there); 16 or 128 channels, or larger rows: jax.lax unchanged.
+    assert sum(4 * np.prod(s) for _, s in forward.rows_buffers(plain_2d)) <= _auto.ROWS_FORWARD_BYTES
+    assert _auto.choose_forward(plain_2d, f32, "cpu") == "rows"
+    assert _auto.choose_forward(_fplan(2, 32, 32, 64, 3), f32, "cpu") == "rows"
+    assert _auto.choose_forward(_fplan(2, 32, 128, 64, 3), f32, "cpu") == "xla"
+    assert _auto.choose_forward(_fplan(2, 32, 16, 64, 3), f32, "cpu") == "xla"
+    wide = _fplan(2, 32, 64, 64, 3, batch=32)
+    assert sum(4 * np.prod(s) for _, s in forward.rows_buffers(wide)) > _auto.ROWS_FORWARD_BYTES
+    assert _auto.choose_forward(wide, f32, "cpu") == "xla"
     # Few channels, a batch of two, 128 x 128 outputs, rows within the budget: jax.lax's value
     # with the rows' kernel gradient.
     few = _fplan(2, 128, 16, 16, 7)

@@ -105,7 +105,14 @@ def choose_forward(plan: Any, dtype: Any, backend: str) -> str:
        product 0.6-0.9x over 2-D shapes with 16-256 channels and batches of
        1-32), and above the buffer bound the rows no longer stay near the
        cache.
-    7. Otherwise ``'xla'``: XLA's own 1-D and 2-D CPU convolutions run near
+    7. A 2-D convolution that 'rows' can compute with
+       :data:`ROWS_CHANNELS` input channels (32 to 64) whose rows take at
+       most :data:`ROWS_FORWARD_BYTES` (F1): ``'rows'``, with XLA's own
+       kernel gradient. Measured 1.0-1.45x jax.lax forward and 1.1-1.5x
+       forward+backward over ten such shapes (batches 2-16, 16 x 16 to 64 x
+       64, kernels 3 and 5); with 16 or with 128 and more channels, or
+       larger rows (beyond the cache), XLA's own measured faster.
+    8. Otherwise ``'xla'``: XLA's own 1-D and 2-D CPU convolutions run near
        the machine's matmul rate in the forward pass, and the
        matrix-product methods measured slower ('patches' pays for writing
        its patch buffer, 'taps' for one slice copy per tap); in 1-D, XLA's
@@ -131,12 +138,25 @@ def choose_forward(plan: Any, dtype: Any, backend: str) -> str:
         and _bytes(forward.rows_buffers(plan)) <= ROWS_GRADIENT_BYTES
     ):
         return "lax"
+    if (
+        n == 2
+        and forward.rows_applies(plan, (dtype, dtype))
+        and ROWS_CHANNELS[0] <= plan.conv_rhs[n] <= ROWS_CHANNELS[1]
+        and _bytes(forward.rows_buffers(plan)) <= ROWS_FORWARD_BYTES
+    ):
+        return "rows"
     return "xla"
 
 
 #: The largest buffers (stacked rows and their products, float32 bytes) for which 'auto'
 #: gives a 2-D forward convolution the rows' kernel gradient ('lax', rule 6 of choose_forward).
 ROWS_GRADIENT_BYTES = 64 * 2**20
+
+#: The input channels (inclusive range) and the largest rows (float32 bytes, within this
+#: machine's 32 MiB L3 cache) for which 'auto' computes a 2-D forward convolution by 'rows'
+#: (rule 7 of choose_forward).
+ROWS_CHANNELS = (32, 64)
+ROWS_FORWARD_BYTES = 20 * 2**20
 
 #: At most this many input and output channels, at most :data:`FEW_BATCH` images and at least
 #: :data:`MANY_POSITIONS` output positions per image: XLA's CPU kernel gradient of a 2-D forward

@@ -293,6 +293,18 @@ def test_choose_forward_rules():
     assert _auto.choose_forward(big, f32, "cpu") == "xla"
     assert _auto.choose_forward(_fplan(1, 4096, 64, 64, 9), f32, "cpu") == "xla"
     assert _auto.choose_forward(_fplan(2, 128, 16, 16, 7, window_strides=(2, 1)), f32, "cpu") == "xla"
+    # Strided in both dimensions, 32-64 channels, a patch buffer within PATCHES_BYTES: 'patches'
+    # (F2); 16 or 128 channels, a stride in one dimension only, a larger buffer: jax.lax unchanged.
+    strided = _fplan(2, 32, 64, 128, 3, window_strides=(2, 2), batch=8)
+    assert forward.patches_buffers(strided)[0][1] == (8, 16, 16, 9, 64)
+    assert _auto.choose_forward(strided, f32, "cpu") == "patches"
+    for other in (
+        _fplan(2, 32, 16, 32, 3, window_strides=(2, 2), batch=8),
+        _fplan(2, 32, 128, 128, 3, window_strides=(2, 2), batch=8),
+        _fplan(2, 32, 64, 128, 3, window_strides=(2, 1), batch=8),
+        _fplan(2, 256, 64, 64, 3, window_strides=(2, 2), batch=8),
+    ):
+        assert _auto.choose_forward(other, f32, "cpu") == "xla"
     # Grouped but not depthwise, and a grouped 1x1: jax.lax.
     assert _auto.choose_forward(_fplan(2, 32, 128, 128, 3, groups=32), f32, "cpu") == "xla"
     # Small calls: jax.lax (2 x 4 x 4 outputs x 4 channels x 9 taps x 1).

@@ -106,13 +106,19 @@ def choose_forward(plan: Any, dtype: Any, backend: str) -> str:
        1-32), and above the buffer bound the rows no longer stay near the
        cache.
     7. A 2-D convolution that 'rows' can compute with
-       :data:`ROWS_CHANNELS` input channels (32 to 64) whose rows take at
+       :data:`MID_CHANNELS` input channels (32 to 64) whose rows take at
        most :data:`ROWS_FORWARD_BYTES` (F1): ``'rows'``, with XLA's own
        kernel gradient. Measured 1.0-1.45x jax.lax forward and 1.1-1.5x
        forward+backward over ten such shapes (batches 2-16, 16 x 16 to 64 x
        64, kernels 3 and 5); with 16 or with 128 and more channels, or
        larger rows (beyond the cache), XLA's own measured faster.
-    8. Otherwise ``'xla'``: XLA's own 1-D and 2-D CPU convolutions run near
+    8. A 2-D convolution without groups, strided in both dimensions, with
+       :data:`MID_CHANNELS` input channels whose patch buffer takes at most
+       :data:`PATCHES_BYTES` (F2): ``'patches'``, whose buffer is only
+       ``taps / strides`` times the input there. Measured 1.05-1.2x jax.lax
+       forward and 1.2-1.5x forward+backward over five stride-2 shapes;
+       with 16 channels 0.5x forward, with 128 about 1x.
+    9. Otherwise ``'xla'``: XLA's own 1-D and 2-D CPU convolutions run near
        the machine's matmul rate in the forward pass, and the
        matrix-product methods measured slower ('patches' pays for writing
        its patch buffer, 'taps' for one slice copy per tap); in 1-D, XLA's
@@ -141,10 +147,18 @@ def choose_forward(plan: Any, dtype: Any, backend: str) -> str:
     if (
         n == 2
         and forward.rows_applies(plan, (dtype, dtype))
-        and ROWS_CHANNELS[0] <= plan.conv_rhs[n] <= ROWS_CHANNELS[1]
+        and MID_CHANNELS[0] <= plan.conv_rhs[n] <= MID_CHANNELS[1]
         and _bytes(forward.rows_buffers(plan)) <= ROWS_FORWARD_BYTES
     ):
         return "rows"
+    if (
+        n == 2
+        and g == 1
+        and all(v >= 2 for v in plan.window_strides)
+        and MID_CHANNELS[0] <= plan.conv_rhs[n] <= MID_CHANNELS[1]
+        and _bytes(forward.patches_buffers(plan)) <= PATCHES_BYTES
+    ):
+        return "patches"
     return "xla"
 
 
@@ -152,11 +166,15 @@ def choose_forward(plan: Any, dtype: Any, backend: str) -> str:
 #: gives a 2-D forward convolution the rows' kernel gradient ('lax', rule 6 of choose_forward).
 ROWS_GRADIENT_BYTES = 64 * 2**20
 
-#: The input channels (inclusive range) and the largest rows (float32 bytes, within this
-#: machine's 32 MiB L3 cache) for which 'auto' computes a 2-D forward convolution by 'rows'
-#: (rule 7 of choose_forward).
-ROWS_CHANNELS = (32, 64)
+#: The input channels (inclusive range) for which 'auto' computes a 2-D forward convolution
+#: by 'rows' (stride 1 in the first dimension) or 'patches' (strided): rules 7 and 8 of
+#: choose_forward. With fewer, the products' contractions are short; with more, XLA's own
+#: kernel is a long matrix product.
+MID_CHANNELS = (32, 64)
+#: The largest rows (float32 bytes, within this machine's 32 MiB L3 cache) for rule 7.
 ROWS_FORWARD_BYTES = 20 * 2**20
+#: The largest patch buffer (float32 bytes) for rule 8.
+PATCHES_BYTES = 16 * 2**20
 
 #: At most this many input and output channels, at most :data:`FEW_BATCH` images and at least
 #: :data:`MANY_POSITIONS` output positions per image: XLA's CPU kernel gradient of a 2-D forward

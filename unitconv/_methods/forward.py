@@ -363,6 +363,13 @@ def _depthwise_kernel_tangent(plan: Plan, dtypes: Any) -> str:
     return "depthwise"
 
 
+def patches_buffers(plan: Plan) -> list[tuple[str, tuple[int, ...]]]:
+    """'patches' stacks every tap's window: ``taps`` times the output positions, times the input channels."""
+    n = plan.n
+    shape = (plan.conv_lhs[0], *out_spatial(plan), math.prod(plan.conv_rhs[:n]), plan.conv_lhs[n + 1])
+    return [("the stacked windows of every kernel tap", shape)]
+
+
 def _rows_kernel_tangent(plan: Plan, dtypes: Any) -> str | None:
     """XLA's own kernel gradient ('xla' as the kernel tangent), unless it is measured slow for the plan.
 
@@ -415,7 +422,7 @@ _F = frozenset({"forward"})
 
 #: The methods of this module, registered by ``unitconv._methods``.
 METHODS = (
-    Method("patches", _F, _by_patches, applies=_applies),
+    Method("patches", _F, _by_patches, applies=_applies, buffers=patches_buffers),
     Method("taps", _F, _by_taps, applies=_applies),
     Method(
         "depthwise",

@@ -63,6 +63,8 @@ CASES = [
     (3, (5, 6, 4), (3, 2, 2), (1, 2, 1), "SAME", (1, 1, 2), (4, 6, 1), None),
     (3, (6, 5, 5), (2, 3, 3), (2, 1, 2), [(1, 0), (2, 1), (-1, 2)], (2, 1, 1), (4, 4, 2), None),
     (3, (5, 5, 5), (3, 3, 3), (1, 1, 1), "SAME", (1, 1, 1), (4, 4, 4), ("NCDHW", "OIDHW", "NCDHW")),
+    # few channels, a batch of two, 128 x 130 outputs: 'lax' takes the rows' kernel gradient
+    (2, (128, 130), (3, 2), (1, 1), "SAME", (1, 2), (3, 2, 1), ("NCHW", "OIHW", "NCHW")),
 ]
 IDS = [
     f"{n}d-k{k}-s{s}-p{p}-d{d}-c{c[0]}o{c[1]}g{c[2]}-{'cl' if dn is None else dn[0]}"
@@ -105,7 +107,7 @@ def _resolved(method, lhs, rhs, strides, padding, kw):
 
 @pytest.mark.parametrize(
     "idx",
-    [pytest.param(i, id=IDS[i], marks=() if i in (1, 3, 6, 7, 9) else pytest.mark.slow) for i in range(len(CASES))],
+    [pytest.param(i, id=IDS[i], marks=() if i in (1, 3, 6, 7, 9, 12) else pytest.mark.slow) for i in range(len(CASES))],
 )
 def test_every_method_equals_lax(rng, idx):
     lhs, rhs, strides, padding, kw = _case(rng, idx)
@@ -141,7 +143,7 @@ def _transforms(f, lhs, rhs, ct, tangents):
     return (*vjp, jvp, t_lhs, t_rhs)
 
 
-CORE = (1, 3, 6, 7, 9)
+CORE = (1, 3, 6, 7, 9, 12)
 GRAD_PARAMS = [
     pytest.param(idx, m, id=f"{IDS[idx]}-{m}", marks=() if idx in CORE else pytest.mark.slow)
     for idx in range(len(CASES))
@@ -160,15 +162,17 @@ def test_gradients_and_transforms_equal_lax(rng, idx, method):
         assert_close(got, want)
 
 
-#: A small case each method computes itself: 1-D depthwise with multiplier 2, 1-D grouped, 2-D grouped.
-CHECK = {"depthwise": 3, "patches": 1, "taps": 1, "fold": 6, "rows": 4}
+#: A small case each method computes itself: 1-D depthwise with multiplier 2, 1-D grouped, 2-D grouped;
+#: for 'lax', one where its rule applies.
+CHECK = {"depthwise": 3, "patches": 1, "taps": 1, "fold": 6, "rows": 4, "lax": 12}
 
 
-@pytest.mark.parametrize("method", slow_values_except(METHODS, keep=("taps",)))
+@pytest.mark.parametrize("method", slow_values_except((*METHODS, "lax"), keep=("taps", "lax")))
 def test_check_grads_both_modes_and_second_order(rng, method):
     idx = CHECK[method]
     lhs, rhs, strides, padding, kw = _case(rng, idx)
     assert _resolved(method, lhs, rhs, strides, padding, kw) == method
+    assert method != "lax" or _lax_has_rule(lhs, rhs, strides, padding, kw)
     f = _ours(method, strides, padding, kw)
     check_grads(f, (lhs, rhs), order=2, modes=("fwd", "rev"), atol=2e-2, rtol=2e-2, eps=1e-2)
     # Second derivative of a scalar loss, against jax.lax's.

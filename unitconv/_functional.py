@@ -111,11 +111,11 @@ def conv_general_dilated(
         ``'xla'`` is jax.lax.conv_general_dilated itself (JAX's derivatives)
         and ``'lax'`` its result bitwise, with the kernel gradient of a 2-D
         convolution without groups (stride 1 in the first dimension) as a
-        matrix product ('rows'); 'patches', 'taps', 'depthwise', 'fold' and
-        'rows' compute it as matrix
-        products or fused multiply-adds (equal to rounding; see
-        docs/performance.md), falling back to ``'xla'`` where they do not
-        apply. ``'fft'`` computes by real (or complex) FFTs with the channels
+        matrix product ('rows') where XLA's own is slow (few channels, few
+        large images); 'patches', 'taps', 'depthwise', 'fold' and 'rows'
+        compute it as matrix products or fused multiply-adds (equal to
+        rounding; see docs/performance.md), falling back to ``'xla'`` where
+        they do not apply. ``'fft'`` computes by real (or complex) FFTs with the channels
         contracted per frequency, for window strides and lhs_dilation of 1
         (else ValueError) and any rhs_dilation, groups, layout and padding;
         it agrees with jax.lax within rounding (about 1e-6 of max |y| in

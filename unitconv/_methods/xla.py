@@ -8,7 +8,8 @@ that jax.lax.conv_transpose can express, is the jax.lax function itself
 ``'lax'`` computes the same primal (bitwise equal) and is differentiated by
 unitconv's rule (fast kernel gradients, as matrix products): for every
 transposed convolution, and for the 2-D forward convolutions that 'rows'
-can compute (:func:`_kernel_tangent`); other forward convolutions get JAX's
+can compute and on which XLA's kernel gradient is slow
+(:func:`_kernel_tangent`); other forward convolutions get JAX's
 derivatives, as with 'xla'. Both work in the plan's own layout: handing XLA
 the user's layout keeps the result bitwise jax.lax's.
 
@@ -278,19 +279,26 @@ def _buffers(plan: Any) -> list[tuple[str, tuple[int, ...]]]:
 
 
 def _kernel_tangent(plan: Any, dtypes: Any) -> str | None:
-    """The rule's kernel tangent for 'lax': polyphase patches ('matmul') or, for a 2-D forward convolution, 'rows'.
+    """The rule's kernel tangent for 'lax': polyphase patches ('matmul') or, for some 2-D forward convolutions, 'rows'.
 
-    Other forward convolutions are differentiated by JAX itself, as 'xla'
-    is: 1-D ones (XLA's own kernel gradient measured 2-8x faster than the
-    rows' product there), 3-D ones (not measured), and those that 'rows'
-    cannot compute (feature groups, a stride in the first dimension, lhs
-    dilation, integer dtypes, ...).
+    A 2-D forward convolution that 'rows' can compute and on which XLA's
+    own kernel gradient is measured slow
+    (:func:`unitconv._auto.xla_kernel_gradient_is_slow`: few channels, few
+    large images) gets the rows' matrix product. Other forward convolutions
+    are differentiated by JAX itself, as 'xla' is: 2-D ones with more
+    channels or a larger batch (XLA's kernel gradient measured faster than
+    the rows' product there), 1-D ones (2-8x faster), 3-D ones (not
+    measured), and those that 'rows' cannot compute (feature groups, a
+    stride in the first dimension, lhs dilation, integer dtypes, ...).
     """
     if plan.op == "transpose":
         return "matmul"
-    from unitconv._methods import forward  # the forward methods import this module
+    from unitconv import _auto  # the cost model and the forward methods import this module
+    from unitconv._methods import forward
 
-    return "rows" if plan.n == 2 and forward.rows_applies(plan, dtypes) else None
+    if plan.n == 2 and forward.rows_applies(plan, dtypes) and _auto.xla_kernel_gradient_is_slow(plan):
+        return "rows"
+    return None
 
 
 _BOTH = frozenset({"transpose", "forward"})

@@ -19,9 +19,10 @@ For ``y = f(x, w)``, bilinear, the tangent is ``f(dx, w) + g(x, dw)``:
   few channels and large images). 'depthwise' is its own kernel tangent (a
   scan over taps, whose transpose is one fused multiply-reduce per tap),
   and 'rows' names 'xla' (XLA's own kernel gradient) where that is
-  measured faster than the rows' product. For transposed convolutions ``g`` is wrapped in
-  :func:`jax.checkpoint`, so the patches are rebuilt in the backward pass
-  instead of being stored; a forward convolution's rows are kept.
+  measured faster than the rows' product. For transposed convolutions
+  ``g`` is wrapped in :func:`jax.checkpoint`, so the patches are rebuilt in
+  the backward pass instead of being stored; a forward convolution's rows
+  are kept.
 
 Because the rule is a JVP made of linear primitives, forward mode, reverse
 mode, :func:`jax.linear_transpose`, higher derivatives and :func:`jax.vmap`
@@ -43,7 +44,7 @@ from unitconv._methods import _registry
 
 
 def _kernel_tangent(plan: Any, lhs: Any, rhs_dot: Any) -> Any:
-    """``f(lhs, rhs_dot)`` as matrix products, so that it transposes to matrix products."""
+    """``f(lhs, rhs_dot)`` by the method ``kernel_tangent`` names, written for its transpose (the kernel gradient)."""
     name = _registry.get(plan.method).kernel_tangent(plan, (lhs.dtype, rhs_dot.dtype))
     return _registry.primal(plan, lhs, rhs_dot, name, kernel_tangent=True)
 

@@ -17,16 +17,18 @@ window stride, a strided slice of the padded input:
     patch buffer, efficient once ``C/G`` alone is a long contraction.
 ``'depthwise'``
     one input channel per group (``C/G = 1``, e.g. ``feature_group_count =
-    C``): the sum over taps of elementwise multiply-adds, as a scan over the
-    taps (XLA's own grouped convolution on CPU runs one tiny convolution per
-    group).
+    C``): the sum over taps of elementwise multiply-adds, which XLA fuses
+    into one loop (its own grouped convolution on CPU runs one tiny
+    convolution per group); its kernel gradient is the transpose of the same
+    sum written as a scan over the taps.
 ``'rows'``
     the last spatial dimension's taps stacked (``k_last`` times the
     input), one matrix product with the kernel as ``(k_last * C, taps_rest
     * O)``, then the other taps' contributions summed with shifts. It is
-    also the kernel tangent of ``'lax'``'s derivative rule for 2-D
-    convolutions, whose transpose is a matrix product of the rows with the
-    shifted output cotangent (see :mod:`unitconv._derivative`).
+    also the kernel tangent of ``'lax'``'s derivative rule for the 2-D
+    convolutions on which XLA's own kernel gradient is slow, whose transpose
+    is a matrix product of the rows with the shifted output cotangent (see
+    :mod:`unitconv._derivative`).
 ``'fold'``
     the first spatial dimension's output rows folded into the batch and its
     taps into the channels: a 3-D convolution becomes one 2-D convolution

@@ -137,27 +137,17 @@ def choose_forward(plan: Any, dtype: Any, backend: str) -> str:
         return "patches"
     if n == 3:
         return "fold"
-    if (
-        n == 2
-        and forward.rows_applies(plan, (dtype, dtype))
-        and xla_kernel_gradient_is_slow(plan)
-        and _bytes(forward.rows_buffers(plan)) <= ROWS_GRADIENT_BYTES
-    ):
-        return "lax"
-    if (
-        n == 2
-        and forward.rows_applies(plan, (dtype, dtype))
-        and MID_CHANNELS[0] <= plan.conv_rhs[n] <= MID_CHANNELS[1]
-        and _bytes(forward.rows_buffers(plan)) <= ROWS_FORWARD_BYTES
-    ):
-        return "rows"
-    if (
-        n == 2
-        and g == 1
-        and all(v >= 2 for v in plan.window_strides)
-        and MID_CHANNELS[0] <= plan.conv_rhs[n] <= MID_CHANNELS[1]
-        and _bytes(forward.patches_buffers(plan)) <= PATCHES_BYTES
-    ):
+    if n != 2:
+        return "xla"
+    mid_channels = MID_CHANNELS[0] <= plan.conv_rhs[n] <= MID_CHANNELS[1]
+    if forward.rows_applies(plan, (dtype, dtype)):
+        rows = _bytes(forward.rows_buffers(plan))
+        if xla_kernel_gradient_is_slow(plan) and rows <= ROWS_GRADIENT_BYTES:
+            return "lax"
+        if mid_channels and rows <= ROWS_FORWARD_BYTES:
+            return "rows"
+    strided = all(v >= 2 for v in plan.window_strides)
+    if g == 1 and strided and mid_channels and _bytes(forward.patches_buffers(plan)) <= PATCHES_BYTES:
         return "patches"
     return "xla"
 

@@ -306,9 +306,9 @@ def test_method_is_checked_up_front():
 
 def test_eager_calls_reuse_one_compiled_computation(rng):
     lhs, rhs = randn(rng, (1, 37, 1)), randn(rng, (3, 1, 1))  # a shape no other test uses
-    from unitconv import _plan
+    from unitconv import _eager, _plan
 
-    compiled = _plan._EAGER[1]._cache_size  # a small plan: the fast-compiling executable
+    compiled = _eager._EAGER[1]._cache_size  # a small plan: the fast-compiling executable
     first = compiled()
     unitconv.conv_transpose(lhs * u.mV, rhs, (2,), "SAME")
     assert compiled() == first + 1  # a new plan: one compilation

@@ -27,10 +27,9 @@ from collections.abc import Callable
 from dataclasses import dataclass, fields, replace
 from typing import Any
 
-import jax
 from jax import lax
 
-from unitconv import _auto, _checks, _geometry, _layout, _methods, _operands
+from unitconv import _auto, _checks, _eager, _geometry, _layout, _methods, _operands
 from unitconv._geometry import dilate
 
 #: Most entries kept by each bounded cache of the package.
@@ -140,56 +139,23 @@ class Plan:
     @functools.cached_property
     def executable(self) -> Callable[[Any, Any], Any]:
         """The plan's computation for eager calls: one jitted function, compiled once per plan (and shapes)."""
-        return functools.partial(_eager_call, self)
+        return functools.partial(_eager.call, self)
 
     @functools.cached_property
     def fast_compile(self) -> bool:
-        """Whether the eager executable compiles with :data:`EAGER_COMPILER_OPTIONS` (a small plan)."""
+        """Whether the eager executable compiles with :data:`unitconv._eager.EAGER_COMPILER_OPTIONS` (a small plan)."""
         return _fast_compile(self)
 
 
-# --- eager executables --------------------------------------------------------------------
+# --- eager executables (run by unitconv._eager) ---------------------------------------
 
-#: XLA options for compiling the eager executables of small convolutions. XLA:CPU's MLIR
-#: fusion emitters take milliseconds longer per compilation than its older LLVM IR emitters
-#: for the small fusions around a convolution (layout transposes, pads, sums): with them
-#: off, a small channels-first ``conv_general_dilated`` compiles about 2.5x faster. The
-#: convolutions and matrix products themselves are library calls, unaffected, and the
-#: option changes how fusions are code-generated, not what they compute (results are
-#: bitwise the same). The older emitters' code runs up to about 15 % slower on large
-#: arrays, so only plans of fewer than :data:`FAST_COMPILE_MACS` multiply-adds, whose
-#: first call is nearly all compilation, use them. Other backends ignore the option; a
-#: jaxlib that no longer knows it compiles without it (:func:`_eager_call`).
-EAGER_COMPILER_OPTIONS = {"xla_cpu_use_fusion_emitters": False}
-
-#: Plans below this many multiply-adds compile with :data:`EAGER_COMPILER_OPTIONS`.
+#: Plans below this many multiply-adds compile with :data:`unitconv._eager.EAGER_COMPILER_OPTIONS`.
 FAST_COMPILE_MACS = 2**24
-
-
-def _eager(plan: Plan, lhs: Any, rhs: Any) -> Any:
-    return _methods.execute(plan, lhs, rhs, differentiable=False)
-
-
-# Two jitted functions serve every plan (the plan is their static argument): a jit
-# object per plan would cost about 0.3 ms on each new plan. [default options, fast compile]
-_EAGER = [jax.jit(_eager, static_argnums=0), jax.jit(_eager, static_argnums=0, compiler_options=EAGER_COMPILER_OPTIONS)]
 
 
 def _fast_compile(plan: Plan) -> bool:
     macs = _auto.forward_macs(plan) if plan.op == "forward" else _auto.transpose_macs(plan)
     return macs < FAST_COMPILE_MACS
-
-
-def _eager_call(plan: Plan, lhs: Any, rhs: Any) -> Any:
-    """Run ``plan`` on concrete mantissas through the shared eager executables."""
-    fn = _EAGER[1] if plan.fast_compile else _EAGER[0]
-    try:
-        return fn(plan, lhs, rhs)
-    except jax.errors.JaxRuntimeError as err:
-        if fn is _EAGER[0] or "No such compile option" not in str(err):
-            raise
-        _EAGER[1] = _EAGER[0]  # this jaxlib does not know the option: default options for all
-        return _EAGER[0](plan, lhs, rhs)
 
 
 # --- the one cache ----------------------------------------------------------------------

@@ -210,30 +210,7 @@ def _depthwise_scan(plan: Plan, x: Any, w: Any) -> Any:
 
 
 def _by_fold(plan: Plan, x: Any, w: Any) -> Any:
-    """The first spatial dimension's taps stacked into the channels: one ``(n-1)``-D jax.lax convolution."""
-    return fold_conv(
-        x,
-        w,
-        plan.window_strides,
-        explicit_pads(plan),
-        plan.rhs_dilation,
-        plan.feature_group_count,
-        plan.precision,
-        plan.preferred_element_type,
-    )
-
-
-def fold_conv(
-    x: Any,
-    w: Any,
-    strides: tuple[int, ...],
-    pads: tuple[tuple[int, int], ...],
-    rhs_dilation: tuple[int, ...],
-    groups: int,
-    precision: Any,
-    preferred_element_type: Any,
-) -> Any:
-    """``lax.conv_general_dilated`` of canonical ``x (N, *spatial, C)``, ``w (*k, C/G, O)`` in one dimension fewer.
+    """The first spatial dimension's taps stacked into the channels: one ``(n-1)``-D jax.lax convolution.
 
     The output rows of the first spatial dimension are folded into the
     batch and its ``k_0`` taps into the channels (per feature group:
@@ -244,9 +221,9 @@ def fold_conv(
     0.8-1.6x forward. The first dimension's pads are applied here (negative
     ones crop); the others go to XLA as given.
     """
-    n = x.ndim - 2
-    k0, s0, d0 = w.shape[0], strides[0], rhs_dilation[0]
-    q0 = (x.shape[1] + pads[0][0] + pads[0][1] - dilate(k0, d0)) // s0 + 1
+    n, groups = plan.n, plan.feature_group_count
+    pads, strides, rhs_dilation = explicit_pads(plan), plan.window_strides, plan.rhs_dilation
+    k0, s0, d0, q0 = w.shape[0], strides[0], rhs_dilation[0], out_spatial(plan)[0]
     need = (k0 - 1) * d0 + (q0 - 1) * s0 + 1
     widths = [(0, 0, 0), (pads[0][0], need - pads[0][0] - x.shape[1], 0)] + [(0, 0, 0)] * n
     xp = x if all(v == (0, 0, 0) for v in widths) else lax.pad(x, jnp.zeros((), x.dtype), widths)
@@ -267,8 +244,8 @@ def fold_conv(
         rhs_dilation=rhs_dilation[1:],
         dimension_numbers=_layout.channels_last(n + 1),
         feature_group_count=groups,
-        precision=precision,
-        preferred_element_type=preferred_element_type,
+        precision=plan.precision,
+        preferred_element_type=plan.preferred_element_type,
     )
     return out.reshape((x.shape[0], q0, *out.shape[1:]))
 

@@ -163,9 +163,13 @@ def test_swap_window_routing_is_bitwise_where_jax_lax_does_not_abort():
         fn="t", lhs_shape=x.shape, rhs_shape=w.shape, window_strides=(1,), padding=[(0, 0)], lhs_dilation=(2,)
     )
     assert xla.xla_defect(plan) == "operand swap"
+    want = lax.conv_general_dilated(x, w, (1,), [(0, 0)], (2,))
     for method in ("lax", "xla"):
         got = unitconv.conv_general_dilated(x, w, (1,), [(0, 0)], (2,), method=method)
-        assert _bits(got) == _bits(lax.conv_general_dilated(x, w, (1,), [(0, 0)], (2,)))
+        # the same sum over an input dilated by lax.pad: bitwise on some CPUs, on others XLA's kernel
+        # for the lhs-dilated call sums in another order (seen: one float32 ulp, 26 of 64 outputs)
+        np.testing.assert_allclose(got, want, rtol=0, atol=4e-7 * float(np.abs(want).max()))
+        assert_close(got, padded_valid_reference(x, w, (1,), [(0, 0)], (2,), (1,), None))
     got = unitconv.conv_transpose(randn(1, (2, 5, 3)), randn(2, (2, 3, 4)), (2,), [(0, 0)], method="lax")
     want = lax.conv_transpose(randn(1, (2, 5, 3)), randn(2, (2, 3, 4)), (2,), [(0, 0)])
     assert _bits(got) == _bits(want)

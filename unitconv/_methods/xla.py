@@ -23,8 +23,10 @@ pads. The second keeps jax.lax's value and differentiates the same sum
 spelled out (:func:`spelled_out`). For the swap windows the input is also
 dilated and padded by one ``lax.pad`` (behind an optimization barrier), so
 that XLA gets an undilated convolution without padding. The sum computed is
-the same; where jax.lax itself is right, the results are bitwise jax.lax's
-(tests/test_xla_defects.py).
+the same; where jax.lax itself is right, the results are jax.lax's: bitwise
+for the negative pads, within one rounding for the swap windows (on some
+CPUs XLA sums a dilated input in another order than the same input dilated
+by ``lax.pad``; tests/test_xla_defects.py).
 """
 
 from __future__ import annotations

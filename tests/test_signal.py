@@ -132,6 +132,60 @@ def test_overlap_save_blocks_match_scipy(dtype, rng, mode) -> None:
         close(got, want[tuple(index)], dtype)
 
 
+def test_blocked_direct_is_chosen_for_long_float32_kernels() -> None:
+    same = lambda s1, s2: ((s2 - 1) // 2, s1)  # noqa: E731
+    assert _auto.direct_block((16, 100_000), (1, 51), (1,), (same(100_000, 51),), jnp.float32) == 32
+    assert _auto.direct_block((16, 100_000), (1, 501), (1,), (same(100_000, 501),), jnp.float32) == 32
+    # 2-D kernels keep jax.lax's convolution (blocks measured slower than an FFT there)
+    assert _auto.direct_block((512, 512), (15, 15), (0, 1), (same(512, 15),) * 2, jnp.float32) is None
+    # float64 stays jax.lax's (its one-channel convolution is fast); so do per-row kernels and short outputs
+    assert _auto.direct_block((16, 100_000), (1, 51), (1,), (same(100_000, 51),), jnp.float64) is None
+    assert _auto.direct_block((16, 100_000), (16, 51), (1,), (same(100_000, 51),), jnp.float32) is None
+    assert _auto.direct_block((16, 60), (1, 51), (1,), (same(60, 51),), jnp.float32) is None
+    assert signal.choose_conv_method(jnp.ones((16, 100_000)), jnp.ones((1, 51)), "same") == "direct"
+
+
+@pytest.mark.parametrize("mode", ["full", "same", "valid", "causal"])
+def test_blocked_direct_matches_scipy_and_lax_gradients(rng, mode) -> None:
+    # block lengths forced (odd, even, longer than the kernel, shorter than it), 1-D batched, 2-D, the
+    # kernel longer than the signal; values against scipy.signal in float64, gradients against the vjp
+    # of jax.lax's one-channel convolution written out here
+    from unitconv._methods import spectral
+
+    cases = [((3, 301), (1, 24), (1,), 7), ((3, 301), (1, 24), (1,), 32), ((2, 40, 33), (1, 7, 5), (1, 2), 4),
+             ((61,), (70,), (0,), 16), ((500,), (9,), (0,), 64)]  # fmt: skip
+    for s1, s2, axes, block in cases:
+        a, b = rand(rng, s1, "float32"), rand(rng, s2, "float32")
+        if mode == "valid" and not all(s1[i] >= s2[i] for i in axes) and not all(s1[i] <= s2[i] for i in axes):
+            continue
+        wins = tuple(spectral.window(mode, s1[i], s2[i]) for i in axes)
+        spec = spectral.Spec(s1, s2, axes, mode, "fill", "direct", row_block=block)
+        f = lambda x, h, spec=spec: spectral.compute(spec, x, h, None)  # noqa: E731
+        got = f(jnp.asarray(a), jnp.asarray(b))
+        index = [slice(None)] * len(s1)
+        for i, (start, length) in zip(axes, wins, strict=True):
+            index[i] = slice(start, start + length)
+        want = ss.convolve(a.astype(np.float64), b.astype(np.float64), "full", "direct")[tuple(index)]
+        close(got, want, "float32")
+
+        def lax_window(x, h, axes=axes, index=tuple(index)):
+            n, k = len(axes), [h.shape[i] for i in axes]
+            lhs = jnp.moveaxis(x, axes, range(x.ndim - n, x.ndim)).reshape((-1, 1, *[x.shape[i] for i in axes]))
+            rhs = jnp.flip(h.reshape((1, 1, *k)), range(2, 2 + n))
+            y = jax.lax.conv_general_dilated(lhs, rhs, (1,) * n, [(t - 1, t - 1) for t in k], precision="highest")
+            full = [x.shape[i] + h.shape[i] - 1 if i in axes else x.shape[i] for i in range(x.ndim)]
+            rest = [full[i] for i in range(x.ndim) if i not in axes]
+            y = jnp.moveaxis(y.reshape((*rest, *y.shape[2:])), range(x.ndim - n, x.ndim), axes)
+            return y[index]
+
+        close(got, lax_window(jnp.asarray(a), jnp.asarray(b)), "float32")
+        cot = jnp.asarray(rand(rng, got.shape, "float32"))
+        _, vjp = jax.vjp(f, jnp.asarray(a), jnp.asarray(b))
+        _, vjp_lax = jax.vjp(lax_window, jnp.asarray(a), jnp.asarray(b))
+        for g, w in zip(vjp(cot), vjp_lax(cot), strict=True):
+            close(g, w, "float32")
+
+
 @pytest.mark.parametrize("boundary", ["fill", "wrap", "symm"])
 @pytest.mark.parametrize("mode", slow_values_except(["full", "same", "valid"], {"same"}))  # fast: "same"
 @pytest.mark.parametrize("fname", ["convolve2d", "correlate2d"])

@@ -176,13 +176,15 @@ def _conv(fn: str, in1: Any, in2: Any, mode: str, method: str, *, axes: Any = No
     if method == "auto":
         circular = boundary == "wrap" and mode == "same"
         method = _auto.choose_signal(tuple(a.shape), tuple(b.shape), ax, windows, dtype, circular=circular)
-    blocks = ()
+    blocks, row_block = (), None
+    if method == "direct":
+        row_block = _auto.direct_block(tuple(a.shape), tuple(b.shape), ax, windows, dtype)
     if method == "oa":
         blocks = tuple(_auto.oa_block(a.shape[i], b.shape[i], n, dtype) for i, (_, n) in zip(ax, windows, strict=True))
     spec = spectral.Spec(
         shape1=tuple(a.shape), shape2=tuple(b.shape), axes=ax, mode=mode, boundary=boundary,
         method=method, blocks=blocks, extend=mode != "valid" and (boundary != "fill" or fill is not None),
-        mirror=mirror,
+        mirror=mirror, row_block=row_block,
     )  # fmt: skip
     a, b = jnp.asarray(a, dtype), jnp.asarray(b, dtype)
     out = spectral.compute(spec, a, b, None if fill is None else jnp.asarray(fill, dtype))

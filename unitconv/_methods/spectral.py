@@ -115,7 +115,13 @@ def _extend(spec: Spec, a: jax.Array, fill: jax.Array) -> tuple[jax.Array, tuple
 
 
 def _direct(spec: Spec, a: jax.Array, b: jax.Array, wins: tuple[tuple[int, int], ...]) -> jax.Array:
-    """The window of the full convolution by jax.lax (kernel flipped; zero padding as the window needs)."""
+    """The window of the full convolution by jax.lax (kernel flipped; zero padding as the window needs).
+
+    The zero padding is a ``lax.pad`` of the input before a 'VALID'
+    convolution: XLA:CPU's float64 convolution ran 1.8x (51 taps) to 4.4x
+    (501 taps) slower with the same pads inside the convolution, on 16 x
+    100,000 samples; float32 about the same either way.
+    """
     n, axes = len(spec.axes), spec.axes
     rest = [ax for ax in range(a.ndim) if ax not in axes]
     a = jnp.moveaxis(a, axes, range(a.ndim - n, a.ndim))
@@ -125,6 +131,8 @@ def _direct(spec: Spec, a: jax.Array, b: jax.Array, wins: tuple[tuple[int, int],
     for (start, length), s1, s2 in zip(wins, a.shape[-n:], b.shape[-n:], strict=True):
         pads.append((s2 - 1 - start, start + length - s1))
     size = math.prod(batch)
+    a = lax.pad(a, jnp.zeros((), a.dtype), [(0, 0, 0)] * (a.ndim - n) + [(lo, hi, 0) for lo, hi in pads])
+    pads = [(0, 0)] * n
     if math.prod(b.shape[:-n]) == 1 and spec.row_block is not None:
         out = _blocked(a.reshape((-1, *a.shape[-n:])), b.reshape(b.shape[-n:]), pads, spec.row_block)
         out = out.reshape((*a.shape[:-n], *out.shape[-n:]))

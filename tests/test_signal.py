@@ -186,6 +186,27 @@ def test_blocked_direct_matches_scipy_and_lax_gradients(rng, mode) -> None:
             close(g, w, "float32")
 
 
+@pytest.mark.parametrize("mode", ["full", "same", "valid", "causal"])
+def test_blocked_direct_keeps_nonfinite_values_where_scipy_direct_puts_them(rng, mode) -> None:
+    # a NaN and an Inf in one row of a float32 batch that 'direct' computes in blocks: the Toeplitz blocks'
+    # zeros would multiply them into outputs whose window does not hold them, so a non-finite input takes
+    # jax.lax's one-channel convolution; scipy.signal's direct convolution is the oracle
+    from unitconv._methods import spectral
+
+    a, b = rand(rng, (3, 400), "float32"), rand(rng, (1, 24), "float32")
+    a[1, 100], a[2, 250] = np.nan, np.inf
+    spec = spectral.Spec(a.shape, b.shape, (1,), mode, "fill", "direct", row_block=32)
+    got = np.asarray(spectral.compute(spec, jnp.asarray(a), jnp.asarray(b), None))
+    full = np.stack([np.convolve(row.astype(np.float64), b[0].astype(np.float64)) for row in a])
+    start, length = spectral.window(mode, 400, 24)
+    want = full[:, start : start + length]
+    np.testing.assert_array_equal(np.isnan(got), np.isnan(want))
+    np.testing.assert_array_equal(np.isposinf(got), np.isposinf(want))
+    np.testing.assert_array_equal(np.isneginf(got), np.isneginf(want))
+    finite = np.isfinite(want)
+    close(got[finite], want[finite], "float32")
+
+
 @pytest.mark.parametrize("boundary", ["fill", "wrap", "symm"])
 @pytest.mark.parametrize("mode", slow_values_except(["full", "same", "valid"], {"same"}))  # fast: "same"
 @pytest.mark.parametrize("fname", ["convolve2d", "correlate2d"])

@@ -24,6 +24,7 @@ axes whose block length :data:`Spec.blocks` gives (the other axes as
 
 from __future__ import annotations
 
+import functools
 import math
 from dataclasses import dataclass
 
@@ -134,7 +135,16 @@ def _direct(spec: Spec, a: jax.Array, b: jax.Array, wins: tuple[tuple[int, int],
     a = lax.pad(a, jnp.zeros((), a.dtype), [(0, 0, 0)] * (a.ndim - n) + [(lo, hi, 0) for lo, hi in pads])
     pads = [(0, 0)] * n
     if math.prod(b.shape[:-n]) == 1 and spec.row_block is not None:
-        out = _blocked(a.reshape((-1, *a.shape[-n:])), b.reshape(b.shape[-n:]), pads, spec.row_block)
+        x, w = a.reshape((-1, *a.shape[-n:])), b.reshape(b.shape[-n:])
+
+        def one_channel(x: jax.Array) -> jax.Array:
+            y = lax.conv_general_dilated(x[:, None], w[None, None], (1,) * n, pads, precision=lax.Precision.HIGHEST)
+            return y[:, 0]
+
+        # The blocks' zero taps would multiply a NaN or an Inf into outputs whose window does not hold it
+        # (0 * Inf is NaN): a non-finite input takes jax.lax's one-channel convolution (lax.cond runs one).
+        blocked = functools.partial(_blocked, w=w, pads=pads, block=spec.row_block)
+        out = lax.cond(jnp.isfinite(x).all(), blocked, one_channel, x)
         out = out.reshape((*a.shape[:-n], *out.shape[-n:]))
         return jnp.moveaxis(out, range(out.ndim - n, out.ndim), axes)
     if math.prod(b.shape[:-n]) == 1:  # one kernel for every batch element

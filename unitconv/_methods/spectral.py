@@ -24,7 +24,6 @@ axes whose block length :data:`Spec.blocks` gives (the other axes as
 
 from __future__ import annotations
 
-import functools
 import math
 from dataclasses import dataclass
 
@@ -142,9 +141,11 @@ def _direct(spec: Spec, a: jax.Array, b: jax.Array, wins: tuple[tuple[int, int],
             return y[:, 0]
 
         # The blocks' zero taps would multiply a NaN or an Inf into outputs whose window does not hold it
-        # (0 * Inf is NaN): a non-finite input takes jax.lax's one-channel convolution (lax.cond runs one).
-        blocked = functools.partial(_blocked, w=w, pads=pads, block=spec.row_block)
-        out = lax.cond(jnp.isfinite(x).all(), blocked, one_channel, x)
+        # (0 * Inf is NaN). Every input sample reaches some output, so a non-finite input makes some
+        # output non-finite: only then is the result recomputed by jax.lax's one-channel convolution
+        # (lax.cond runs one branch).
+        out = _blocked(x, w, pads, spec.row_block)
+        out = lax.cond(jnp.isfinite(out).all(), lambda y, x: y, lambda y, x: one_channel(x), out, x)
         out = out.reshape((*a.shape[:-n], *out.shape[-n:]))
         return jnp.moveaxis(out, range(out.ndim - n, out.ndim), axes)
     if math.prod(b.shape[:-n]) == 1:  # one kernel for every batch element

@@ -132,19 +132,18 @@ def _direct(spec: Spec, a: jax.Array, b: jax.Array, wins: tuple[tuple[int, int],
         pads.append((s2 - 1 - start, start + length - s1))
     size = math.prod(batch)
     a = lax.pad(a, jnp.zeros((), a.dtype), [(0, 0, 0)] * (a.ndim - n) + [(lo, hi, 0) for lo, hi in pads])
-    pads = [(0, 0)] * n
     if math.prod(b.shape[:-n]) == 1 and spec.row_block is not None:
         x, w = a.reshape((-1, *a.shape[-n:])), b.reshape(b.shape[-n:])
 
         def one_channel(x: jax.Array) -> jax.Array:
-            y = lax.conv_general_dilated(x[:, None], w[None, None], (1,) * n, pads, precision=lax.Precision.HIGHEST)
+            y = lax.conv_general_dilated(x[:, None], w[None, None], (1,) * n, "VALID", precision=lax.Precision.HIGHEST)
             return y[:, 0]
 
         # The blocks' zero taps would multiply a NaN or an Inf into outputs whose window does not hold it
         # (0 * Inf is NaN). Every input sample reaches some output, so a non-finite input makes some
         # output non-finite: only then is the result recomputed by jax.lax's one-channel convolution
         # (lax.cond runs one branch).
-        out = _blocked(x, w, pads, spec.row_block)
+        out = _blocked(x, w, spec.row_block)
         out = lax.cond(jnp.isfinite(out).all(), lambda y, x: y, lambda y, x: one_channel(x), out, x)
         out = out.reshape((*a.shape[:-n], *out.shape[-n:]))
         return jnp.moveaxis(out, range(out.ndim - n, out.ndim), axes)
@@ -157,16 +156,16 @@ def _direct(spec: Spec, a: jax.Array, b: jax.Array, wins: tuple[tuple[int, int],
         rhs = jnp.broadcast_to(b, (*batch, *b.shape[-n:])).reshape((size, 1, *b.shape[-n:]))
         groups = size
     out = lax.conv_general_dilated(
-        lhs, rhs, (1,) * n, pads, feature_group_count=groups, precision=lax.Precision.HIGHEST
+        lhs, rhs, (1,) * n, "VALID", feature_group_count=groups, precision=lax.Precision.HIGHEST
     )
     out = out.reshape((*a.shape[:-n], *out.shape[-n:])) if groups == 1 else out.reshape((*batch, *out.shape[-n:]))
     return jnp.moveaxis(out, range(out.ndim - n, out.ndim), axes)
 
 
-def _blocked(x: jax.Array, w: jax.Array, pads: list[tuple[int, int]], block: int) -> jax.Array:
-    """jax.lax's one-channel correlation ``y[t] = sum_k w[k] x_padded[t + k]`` with the last axis in blocks.
+def _blocked(x: jax.Array, w: jax.Array, block: int) -> jax.Array:
+    """jax.lax's one-channel 'VALID' correlation ``y[t] = sum_k w[k] x[t + k]`` with the last axis in blocks.
 
-    ``x`` is ``(batch, *spatial)``, ``w`` the (flipped) kernel ``(*taps)``. The
+    ``x`` is ``(batch, *spatial)`` (already padded), ``w`` the (flipped) kernel ``(*taps)``. The
     last axis is cut into blocks of ``B = block`` samples, which become ``B``
     channels: output block ``j`` (samples ``jB + r``) needs the input blocks
     ``j .. j + M - 1`` (``M = (B + K - 2) // B + 1`` for ``K`` taps), so it is
@@ -178,7 +177,6 @@ def _blocked(x: jax.Array, w: jax.Array, pads: list[tuple[int, int]], block: int
     sample instead of ``K``. Other axes are convolved as before.
     """
     n = w.ndim
-    x = lax.pad(x, jnp.zeros((), x.dtype), [(0, 0, 0)] + [(lo, hi, 0) for lo, hi in pads])
     k, length = w.shape[-1], x.shape[-1]
     out = length - k + 1
     count = -(-out // block)

@@ -179,6 +179,8 @@ def test_blocked_direct_matches_scipy_and_lax_gradients(rng, mode) -> None:
             return y[index]
 
         close(got, lax_window(jnp.asarray(a), jnp.asarray(b)), "float32")
+        if mode != "same":  # the gradients once per case (the windows only crop the same convolution)
+            continue
         cot = jnp.asarray(rand(rng, got.shape, "float32"))
         _, vjp = jax.vjp(f, jnp.asarray(a), jnp.asarray(b))
         _, vjp_lax = jax.vjp(lax_window, jnp.asarray(a), jnp.asarray(b))

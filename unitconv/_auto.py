@@ -275,11 +275,9 @@ def choose_transpose(plan: Any, dtype: Any, backend: str) -> str:
 #   0.14-0.17 from 501 taps; float64 1-D about twice as fast (0.20 and 0.07-0.08: XLA's CPU
 #   convolution takes another code path for it); 2-D float32 0.54 (15 x 15) and 0.25 (41 x 41),
 #   float64 0.76 and 1.08. Complex counts four float64 multiply-adds.
-# * blocked direct (float32, one kernel for the batch; direct_block): the last convolved axis cut
-#   into blocks of B samples that become B channels (spectral._blocked), out x (DIRECT_BLOCKED[0]
-#   x M B + DIRECT_BLOCKED[1]) with M = (B + K - 2) // B + 1; fitted to 16 x 100,000 samples with
-#   15 to 501 taps (2.5, 3.3, 6.3 and 14 ns per output sample at 15, 51, 201 and 501 taps, against
-#   58, 43, 67 and 130 for jax.lax's one-channel convolution); 'direct' costs the cheaper of the two.
+# * blocked direct (float32 1-D kernels; spectral._blocked): out x (DIRECT_BLOCKED[0] x M B +
+#   DIRECT_BLOCKED[1]), M = (B + K - 2) // B + 1; 2.5-14 ns per sample from 15 to 501 taps on 16 x
+#   100,000 (jax.lax: 43-130); 'direct' costs the cheaper of the two.
 # * one real FFT of n points (the product of its lengths): c n log2 n + p n + o, with (c, p, o) =
 #   FFT[float32 or float64], times FFT_MID when its real input exceeds FFT_CACHE_BYTES and
 #   FFT_BIG beyond FFT_BIG_BYTES (the transform no longer fits the caches), times FFT_COMPLEX
@@ -320,13 +318,10 @@ PER_OUT = {"float32": (3.9, 3.3), "float64": (2.6, 10.2)}
 FFT_CALL_NS = 6000.0
 
 
-#: The blocked direct convolution (float32, a 1-D kernel for the whole batch; spectral._blocked): ns
-#: of process CPU time per multiply-add of its Toeplitz blocks and per output sample, and the block
-#: length (the fastest of 16, 32, 64 and 128 from 15 to 501 taps, within 10 % of 16 at 15-31 taps).
+#: Blocked direct convolution: CPU ns per Toeplitz multiply-add and per sample; block (best of 16-128).
 DIRECT_BLOCKED = (0.024, 0.9)
 BLOCK = 32
-#: 'auto' takes overlap-add over one whole FFT only when predicted this many times cheaper.
-OA_MARGIN = 1.25
+OA_MARGIN = 1.25  #: 'auto' takes overlap-add over one whole FFT only when predicted this much cheaper
 
 
 def _kind(dtype: Any) -> str:
@@ -341,38 +336,27 @@ def direct_ns(out: int, taps: int, rank: int, dtype: Any) -> float:
 
 
 def direct_block(shape1: tuple, shape2: tuple, axes: tuple, windows: tuple, dtype: Any) -> int | None:
-    """The block length of the blocked direct convolution along the last of ``axes``, or None (jax.lax's).
+    """The block length of the blocked direct convolution, or None (jax.lax's one-channel convolution).
 
-    Blocks apply to float32 with a 1-D kernel (one convolved axis) for the
-    whole batch (``shape2`` is 1 on every other axis) and an output of at
-    least four blocks, and are taken where :func:`blocked_ns` predicts them
-    cheaper than jax.lax's one-channel convolution (:func:`direct_ns`).
-    Measured in 2-D (512 x 512 with 15 x 15) they ran at 0.037 ns per
-    multiply-add against 0.024 in 1-D, slower than an FFT there, so kernels
-    of rank 2 and up keep jax.lax's convolution.
+    Blocks apply to float32 with one 1-D kernel for the whole batch and an
+    output of at least four blocks, where :func:`blocked_ns` predicts them
+    cheaper than :func:`direct_ns`. In 2-D (512 x 512, 15 x 15) they ran at
+    0.037 ns per multiply-add, slower than an FFT, so rank 2 and up keep jax.lax.
     """
     if len(axes) != 1 or jnp.dtype(dtype) != jnp.dtype(jnp.float32):
         return None
-    if any(shape2[i] != 1 for i in range(len(shape2)) if i not in axes):
+    if any(shape2[i] != 1 for i in range(len(shape2)) if i != axes[0]):
         return None
-    k, length, block = shape2[axes[-1]], windows[-1][1], BLOCK
-    if length < 4 * block:
+    k, out = shape2[axes[0]], windows[0][1]
+    if out < 4 * BLOCK:
         return None
-    out = math.prod(n for _, n in windows)
-    taps = math.prod(shape2[ax] for ax in axes)
-    rank = sum(shape2[ax] > 1 for ax in axes)
-    return block if blocked_ns(out, taps, k, block) < direct_ns(out, taps, rank, dtype) else None
+    return BLOCK if blocked_ns(out, k, BLOCK) < direct_ns(out, k, 1, dtype) else None
 
 
-def blocked_ns(out: int, taps: int, k: int, block: int) -> float:
-    """The modelled nanoseconds of ``out`` output samples of the blocked direct convolution.
-
-    ``taps`` is the kernel's size, ``k`` its length along the blocked axis:
-    each output sample costs ``taps / k`` x ``M`` x ``block`` multiply-adds,
-    ``M = (block + k - 2) // block + 1`` blocks of the Toeplitz matrices.
-    """
+def blocked_ns(out: int, k: int, block: int) -> float:
+    """The modelled nanoseconds of ``out`` samples of the blocked convolution with ``k`` taps (``M x block`` each)."""
     per_mac, per_out = DIRECT_BLOCKED
-    return out * (per_mac * (taps // k) * ((block + k - 2) // block + 1) * block + per_out)
+    return out * (per_mac * ((block + k - 2) // block + 1) * block + per_out)
 
 
 def fft_ns(points: int, dtype: Any) -> float:
@@ -442,7 +426,7 @@ def signal_costs(shape1: tuple, shape2: tuple, axes: tuple, windows: tuple, dtyp
     costs = {"direct": direct_ns(batch * out, taps, rank, dtype)}
     block = direct_block(shape1, shape2, axes, windows, dtype)
     if block is not None:
-        costs["direct"] = blocked_ns(batch * out, taps, shape2[axes[-1]], block)
+        costs["direct"] = blocked_ns(batch * out, taps, block)
     if circular:
         points = math.prod(shape1[ax] for ax in axes)
         costs["fft"] = costs["oa"] = (2 * batch + batch2) * fft_ns(points, dtype) + whole_out * batch * out
@@ -468,12 +452,9 @@ def choose_signal(shape1: tuple, shape2: tuple, axes: tuple, windows: tuple, dty
                   circular: bool = False) -> str:  # fmt: skip
     """'direct', 'fft' or 'oa' for unitconv.signal's method='auto': the cheapest by :func:`signal_costs`.
 
-    Overlap-add is taken only where it is predicted at least
-    :data:`OA_MARGIN` times cheaper than one whole FFT: closer than that the
-    model cannot tell them apart (on 16 x 100,000 samples with 501 and 2,001
-    taps it predicted overlap-add 13-17 % cheaper, and measured one whole FFT
-    0.7-1.3x its time), and one FFT is the method the issue's bound is
-    stated against.
+    Overlap-add only where predicted :data:`OA_MARGIN` times cheaper than one
+    whole FFT: at 501 and 2,001 taps (16 x 100,000) the model put it 13-17 %
+    cheaper, and the two measured 0.7-1.3x each other.
     """
     costs = signal_costs(shape1, shape2, axes, windows, dtype, circular=circular)
     best = min(costs, key=costs.get)

@@ -132,33 +132,30 @@ def _direct(spec: Spec, a: jax.Array, b: jax.Array, wins: tuple[tuple[int, int],
         pads.append((s2 - 1 - start, start + length - s1))
     size = math.prod(batch)
     a = lax.pad(a, jnp.zeros((), a.dtype), [(0, 0, 0)] * (a.ndim - n) + [(lo, hi, 0) for lo, hi in pads])
-    if math.prod(b.shape[:-n]) == 1 and spec.row_block is not None:
+    if math.prod(b.shape[:-n]) == 1:  # one kernel for every batch element
         x, w = a.reshape((-1, *a.shape[-n:])), b.reshape(b.shape[-n:])
 
         def one_channel(x: jax.Array) -> jax.Array:
             y = lax.conv_general_dilated(x[:, None], w[None, None], (1,) * n, "VALID", precision=lax.Precision.HIGHEST)
             return y[:, 0]
 
-        # The blocks' zero taps would multiply a NaN or an Inf into outputs whose window does not hold it
-        # (0 * Inf is NaN). Every input sample reaches some output, so a non-finite input makes some
-        # output non-finite: only then is the result recomputed by jax.lax's one-channel convolution
-        # (lax.cond runs one branch).
-        out = _blocked(x, w, spec.row_block)
-        out = lax.cond(jnp.isfinite(out).all(), lambda y, x: y, lambda y, x: one_channel(x), out, x)
+        if spec.row_block is None:
+            out = one_channel(x)
+        else:
+            # The blocks' zero taps would multiply a NaN or an Inf into outputs whose window does not hold
+            # it (0 * Inf is NaN). Every input sample reaches some output, so a non-finite input makes some
+            # output non-finite: only then is the result recomputed by jax.lax's one-channel convolution
+            # (lax.cond runs one branch).
+            out = _blocked(x, w, spec.row_block)
+            out = lax.cond(jnp.isfinite(out).all(), lambda y, x: y, lambda y, x: one_channel(x), out, x)
         out = out.reshape((*a.shape[:-n], *out.shape[-n:]))
-        return jnp.moveaxis(out, range(out.ndim - n, out.ndim), axes)
-    if math.prod(b.shape[:-n]) == 1:  # one kernel for every batch element
-        lhs = a.reshape((-1, 1, *a.shape[-n:]))
-        rhs = b.reshape((1, 1, *b.shape[-n:]))
-        groups = 1
-    else:
+    else:  # one kernel per batch element: one feature group each
         lhs = jnp.broadcast_to(a, (*batch, *a.shape[-n:])).reshape((1, size, *a.shape[-n:]))
         rhs = jnp.broadcast_to(b, (*batch, *b.shape[-n:])).reshape((size, 1, *b.shape[-n:]))
-        groups = size
-    out = lax.conv_general_dilated(
-        lhs, rhs, (1,) * n, "VALID", feature_group_count=groups, precision=lax.Precision.HIGHEST
-    )
-    out = out.reshape((*a.shape[:-n], *out.shape[-n:])) if groups == 1 else out.reshape((*batch, *out.shape[-n:]))
+        out = lax.conv_general_dilated(
+            lhs, rhs, (1,) * n, "VALID", feature_group_count=size, precision=lax.Precision.HIGHEST
+        )
+        out = out.reshape((*batch, *out.shape[-n:]))
     return jnp.moveaxis(out, range(out.ndim - n, out.ndim), axes)
 
 
@@ -187,7 +184,7 @@ def _blocked(x: jax.Array, w: jax.Array, block: int) -> jax.Array:
     index = m * block + s - r
     inside = (index >= 0) & (index < k)
     toeplitz = jnp.where(inside, jnp.take(w, np.clip(index, 0, k - 1), axis=-1), jnp.zeros((), w.dtype))
-    spatial = "".join(c for c in "ABDEFGHJKLMPQRSTUVWXYZ"[:n])  # every letter but N, C, I, O
+    spatial = "ABDEFGHJKLMPQRSTUVWXYZ"[:n]  # letters other than N, C, I, O
     dims = ("N" + spatial + "C", spatial + "IO", "N" + spatial + "C")
     y = lax.conv_general_dilated(
         x, toeplitz, (1,) * n, "VALID", dimension_numbers=dims, precision=lax.Precision.HIGHEST
